@@ -24,12 +24,12 @@ run: install
 	$(BIN)/athos-identity serve
 
 test: install
-	$(BIN)/ruff check src tests bench migrations
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check src tests bench migrations
-	$(BIN)/ruff format --check src tests bench migrations
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) .athos .pytest_cache

@@ -1,0 +1,80 @@
+"""create_app(): the HTTP API with its routers, problem+json errors and health checks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from athos_identity import __version__
+from athos_identity.db import dispose_engine, get_engine, head_revision
+from athos_identity.kit.errors import install_problem_handlers, problem
+from athos_identity.tenants.routes import router as tenants_router
+
+log = logging.getLogger(__name__)
+
+READINESS_TIMEOUT_SECONDS = 3.0
+
+
+@asynccontextmanager
+async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+    yield
+    await dispose_engine()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="athos-identity",
+        version=__version__,
+        summary="Customer identities of merchants' stores, kept as keyed one-way hashes.",
+        lifespan=_lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(tenants_router)
+    _add_health_routes(app)
+    return app
+
+
+def _add_health_routes(app: FastAPI) -> None:
+    expected_revision = head_revision()
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is up (says nothing of the database)."""
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        responses={503: {"description": "Database unreachable or schema not at head"}},
+    )
+    async def readyz() -> JSONResponse:
+        """Ready for traffic: the database answers and its schema is at the latest migration."""
+        try:
+            revision = await asyncio.wait_for(_schema_revision(), READINESS_TIMEOUT_SECONDS)
+        except Exception as exc:  # any failure to reach the database means "not ready"
+            log.warning("readiness check failed: %s", type(exc).__name__)
+            return problem(503, "Not ready", "The database is unreachable.", slug="not-ready")
+        if revision != expected_revision:
+            return problem(
+                503,
+                "Not ready",
+                f"The database schema is at {revision}, expected {expected_revision}: "
+                "run `athos-identity migrate`.",
+                slug="not-ready",
+            )
+        return JSONResponse({"status": "ready", "schema": revision})
+
+
+async def _schema_revision() -> str | None:
+    async with get_engine().connect() as connection:
+        try:
+            result = await connection.execute(text("SELECT version_num FROM alembic_version"))
+        except Exception:
+            return None
+        return result.scalar_one_or_none()

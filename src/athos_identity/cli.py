@@ -1,0 +1,167 @@
+"""The `athos-identity` command line: serve, migrate, tenants, keys (and more per domain)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from athos_identity.db import database_url, describe, tenant_transaction, transaction
+from athos_identity.db import migrate as run_migrations
+from athos_identity.kit.errors import AppError
+from athos_identity.observability import configure_logging
+from athos_identity.settings import ConfigurationError, get_settings
+from athos_identity.tenants import service as tenants
+from athos_identity.tenants.schemas import KeyOut, Scope
+
+app = typer.Typer(
+    help="athos-identity: hashed customer identities for Athos Commerce.", no_args_is_help=True
+)
+tenants_app = typer.Typer(help="Create tenants.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create and revoke API keys.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+
+T = TypeVar("T")
+out = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _check_settings() -> None:
+    """Fail fast, in one line, on settings that make the service unsafe or unusable."""
+    try:
+        _ = get_settings().master_key
+    except ConfigurationError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _announce_database() -> str:
+    url = database_url()
+    kind = "configured" if get_settings().database_url else "embedded"
+    err.print(f"database: {kind} PostgreSQL at {describe(url)}")
+    return url
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to the latest version."""
+    configure_logging(get_settings().log_level, json_output=False)
+    url = _announce_database()
+    run_migrations(url)
+    err.print("schema is at the latest migration")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (ATHOS_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (ATHOS_PORT).")] = None,
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    _check_settings()
+    _announce_database()
+    uvicorn.run(
+        "athos_identity.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+@tenants_app.command("create")
+def tenants_create(
+    name: str,
+    region: Annotated[str | None, typer.Option(help="Default phone region, e.g. US.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a tenant and print its first admin key (shown once)."""
+    _check_settings()
+    _announce_database()
+
+    async def create() -> tuple[uuid.UUID, str, KeyOut]:
+        async with transaction() as session:
+            tenant, key, token = await tenants.create_tenant(session, name, region)
+            return tenant.tenant_id, token, KeyOut.model_validate(key)
+
+    tenant_id, token, key = _run_or_exit(create())
+    if as_json:
+        print(json.dumps({"tenant_id": str(tenant_id), "key_id": str(key.id), "key": token}))
+    else:
+        out.print(f"tenant [bold]{tenant_id}[/bold] created")
+        out.print(f"admin key (shown once): [bold]{token}[/bold]")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[uuid.UUID, typer.Option(help="Tenant id.")],
+    scope: Annotated[list[Scope], typer.Option(help="admin, lookup or operator; repeatable.")],
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Create an API key for a tenant and print it (shown once)."""
+    _check_settings()
+    _announce_database()
+
+    async def create() -> tuple[uuid.UUID, str]:
+        async with tenant_transaction(tenant) as session:
+            key, token = await tenants.create_key(session, tenant, scope, name)
+            return key.id, token
+
+    key_id, token = _run_or_exit(create())
+    if as_json:
+        print(json.dumps({"tenant_id": str(tenant), "key_id": str(key_id), "key": token}))
+    else:
+        out.print(f"key [bold]{key_id}[/bold] ({', '.join(s.value for s in scope)})")
+        out.print(f"key (shown once): [bold]{token}[/bold]")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: uuid.UUID,
+    tenant: Annotated[uuid.UUID, typer.Option(help="Tenant id the key belongs to.")],
+) -> None:
+    """Revoke an API key at once."""
+    _announce_database()
+
+    async def revoke() -> None:
+        async with tenant_transaction(tenant) as session:
+            await tenants.revoke_key(session, key_id)
+
+    _run_or_exit(revoke())
+    out.print(f"key {key_id} revoked")
+
+
+def _run_or_exit(coroutine: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coroutine)
+    except AppError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from None
+
+
+def _register_domain_commands() -> None:
+    try:
+        from athos_identity.sandbox.cli import sandbox_app
+    except ImportError:  # the sandbox is being built; its command appears when it exists
+        return
+    app.add_typer(sandbox_app, name="sandbox")
+
+
+_register_domain_commands()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,172 @@
+"""Database access: the engine, tenant-scoped sessions, the embedded Postgres, migrations.
+
+The API and the workers act as the `app_role` database role, which does not own the
+tables: row-level security (FORCE'd) then confines every query to the tenant named by
+`app.tenant_id`, set with SET LOCAL at the start of each tenant-scoped transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from athos_identity.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+_embedded: Any = None  # the pgserver handle; kept so the server lives as long as the process
+_engine: AsyncEngine | None = None
+_sessions: async_sessionmaker[AsyncSession] | None = None
+
+
+def database_url(settings: Settings | None = None) -> str:
+    """The SQLAlchemy URL to use, starting the embedded Postgres when none is configured."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        return as_psycopg_url(settings.database_url)
+    return as_psycopg_url(_start_embedded(settings.data_dir))
+
+
+def as_psycopg_url(url: str) -> str:
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def as_libpq_url(url: str) -> str:
+    """The same URL without SQLAlchemy's driver suffix, for psycopg and pg_dump."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def describe(url: str) -> str:
+    """Where a URL points, for start-up messages: never the password."""
+    parsed = make_url(url)
+    host = parsed.host or parsed.query.get("host", "local socket")
+    return f"{parsed.username or 'default user'}@{host}/{parsed.database}"
+
+
+def _start_embedded(data_dir: Path) -> str:
+    global _embedded
+    if _embedded is None:
+        import pgserver  # imported late: only the embedded mode needs it
+
+        pgdata = (data_dir / "postgres").resolve()
+        pgdata.mkdir(parents=True, exist_ok=True)
+        # pgserver reuses a server another process already started on this directory.
+        _embedded = pgserver.get_server(pgdata, cleanup_mode="stop")
+        log.info("using the embedded PostgreSQL in %s", pgdata)
+    return str(_embedded.get_uri())
+
+
+def create_engine(
+    url: str, settings: Settings | None = None, *, as_app_role: bool = True
+) -> AsyncEngine:
+    """An engine acting as the non-owner application role (or as the login user, for DDL)."""
+    settings = settings or get_settings()
+    connect_args: dict[str, Any] = {"connect_timeout": 5}
+    if as_app_role:
+        connect_args["options"] = f"-c role={settings.app_role}"
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+def get_engine() -> AsyncEngine:
+    global _engine, _sessions
+    if _engine is None:
+        _engine = create_engine(database_url())
+        _sessions = async_sessionmaker(_engine, expire_on_commit=False)
+    return _engine
+
+
+def session_factory() -> async_sessionmaker[AsyncSession]:
+    get_engine()
+    assert _sessions is not None
+    return _sessions
+
+
+async def dispose_engine() -> None:
+    global _engine, _sessions
+    if _engine is not None:
+        await _engine.dispose()
+    _engine = _sessions = None
+
+
+async def scope_to_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Confine the session's current transaction to one tenant's rows (RLS reads this)."""
+    await session.execute(
+        text("SELECT set_config('app.tenant_id', :tenant_id, true)"),
+        {"tenant_id": str(tenant_id)},
+    )
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[AsyncSession]:
+    """One transaction, committed when the block succeeds; sees no tenant's rows until scoped."""
+    async with session_factory()() as session, session.begin():
+        yield session
+
+
+@asynccontextmanager
+async def tenant_transaction(tenant_id: uuid.UUID) -> AsyncIterator[AsyncSession]:
+    """One transaction that sees only `tenant_id`'s rows; commits when the block succeeds."""
+    async with transaction() as session:
+        await scope_to_tenant(session, tenant_id)
+        yield session
+
+
+# --- migrations -----------------------------------------------------------------------
+
+
+def migrations_dir() -> Path:
+    candidates = [Path(__file__).resolve().parents[2] / "migrations", Path.cwd() / "migrations"]
+    for candidate in candidates:
+        if (candidate / "env.py").exists():
+            return candidate
+    raise FileNotFoundError("the migrations folder was not found next to the package or in cwd")
+
+
+def alembic_config(url: str | None = None) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.attributes["database_url"] = url or database_url()
+    config.attributes["app_role"] = get_settings().app_role
+    return config
+
+
+def migrate(url: str | None = None, revision: str = "head") -> None:
+    """Bring the schema to `revision` (synchronous: Alembic runs its own event loop)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str | None = None, revision: str = "base") -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(url), revision)
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()

@@ -1,0 +1,106 @@
+"""Service settings, read from ATHOS_* environment variables (and a .env file)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+MASTER_SECRET_FILE = "master-secret"  # noqa: S105 (a file name)
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class ConfigurationError(RuntimeError):
+    """A setting makes start-up impossible; the message is one line meant for an operator."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATHOS_", env_file=".env", extra="ignore")
+
+    env: Environment = Environment.development
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL; when unset an embedded Postgres runs in data_dir.",
+    )
+    data_dir: Path = Path(".athos")
+    master_secret: SecretStr | None = Field(
+        default=None,
+        description="Root of the encryption and hashing keys (32+ random bytes, hex or text).",
+    )
+    app_role: str = Field(
+        default="athos_app",
+        description="Database role the API and workers act as; not the owner of the tables.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    db_pool_size: int = 10
+    db_max_overflow: int = 5
+    public_url: str = "http://127.0.0.1:8000"
+
+    shopify_base_url: str = "https://{shop}"
+    shopify_api_version: str = "2026-10"
+    shopify_client_id: str | None = None
+    shopify_client_secret: SecretStr | None = None
+    shopify_previous_client_secret: SecretStr | None = None
+    bigcommerce_base_url: str = "https://api.bigcommerce.com"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.production
+
+    @cached_property
+    def master_key(self) -> bytes:
+        """The master secret as bytes; generated once per data dir in development."""
+        if self.master_secret is not None:
+            value = self.master_secret.get_secret_value()
+            if len(value) < 32:
+                raise ConfigurationError("ATHOS_MASTER_SECRET must be at least 32 characters")
+            return value.encode()
+        if self.is_production:
+            raise ConfigurationError("ATHOS_MASTER_SECRET is required when ATHOS_ENV=production")
+        return _development_master_secret(self.data_dir)
+
+
+def _development_master_secret(data_dir: Path) -> bytes:
+    path = data_dir / MASTER_SECRET_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+        log.warning(
+            "generated a development master secret in %s; set ATHOS_MASTER_SECRET in production",
+            path,
+        )
+    return path.read_text().strip().encode()
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    global _current
+    if _current is None:
+        _current = Settings()
+    return _current
+
+
+def use_settings(new: Settings) -> Settings:
+    """Replace the process-wide settings (the CLI and tests do this before anything starts)."""
+    global _current
+    _current = new
+    return new
