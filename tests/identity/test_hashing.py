@@ -5,12 +5,13 @@ import hashlib
 import hmac
 import string
 import uuid
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from athos_identity.identity import hashing
+from athos_identity.identity import hashing, normalize
 from athos_identity.identity.hashing import (
     REASON_PREHASHED,
     HashedIdentifier,
@@ -425,3 +426,44 @@ def test_convenience_functions_propagate_invalid_identifier() -> None:
 def test_identifier_kind_values_are_the_api_words() -> None:
     assert [k.value for k in IdentifierKind] == ["email", "phone"]
     assert IdentifierKind("email") is IdentifierKind.EMAIL
+
+
+# --------------------------------------------------------------------------------------------
+# docs/messaging.md must not drift from the code
+# --------------------------------------------------------------------------------------------
+
+MESSAGING_DOC = Path(__file__).resolve().parents[2] / "docs" / "messaging.md"
+
+
+def _doc_example_rows() -> list[list[str]]:
+    rows = []
+    for line in MESSAGING_DOC.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and all(c.startswith("`") or c == "–" for c in cells):
+            rows.append([c.strip("`") if c != "–" else "" for c in cells])
+    return rows
+
+
+def test_messaging_doc_worked_examples_are_correct() -> None:
+    rows = _doc_example_rows()
+    assert len(rows) >= 10
+    for raw, region, normalized, hex_digest, b64_digest in rows:
+        if normalized.startswith("+"):
+            assert normalize_phone(raw, region or None) == normalized
+        else:
+            assert normalize_email(raw) == normalized
+        digest = identifier_digest(normalized)
+        assert digest.hex() == hex_digest
+        assert b64(digest) == b64_digest
+
+
+def test_messaging_doc_lists_every_rejection_reason() -> None:
+    text = " ".join(MESSAGING_DOC.read_text(encoding="utf-8").split())
+    reasons = {
+        value
+        for module in (normalize, hashing)
+        for name, value in vars(module).items()
+        if name.startswith("REASON_")
+    }
+    for reason in reasons:
+        assert f"`{reason}`" in text
