@@ -56,6 +56,20 @@ class Settings(BaseSettings):
     shopify_client_secret: SecretStr | None = None
     shopify_previous_client_secret: SecretStr | None = None
     bigcommerce_base_url: str = "https://api.bigcommerce.com"
+    credentials_key_version: int = Field(
+        default=1,
+        ge=1,
+        le=65535,
+        description="Key version new platform credentials are encrypted with (rotation).",
+    )
+    bigcommerce_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Read timeout of one BigCommerce API request."
+    )
+    bigcommerce_max_retries: int = Field(
+        default=5,
+        ge=0,
+        description="Retries of one BigCommerce request after a 429, a 5xx or a network error.",
+    )
 
     @property
     def is_production(self) -> bool:
