@@ -175,3 +175,26 @@ def bearer(token: str) -> dict[str, str]:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+def pg_dump_binary() -> str:
+    """pgserver's pg_dump: new enough for both the embedded server and the system's."""
+    import pgserver
+
+    return str(Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_dump")
+
+
+@pytest.fixture
+def pg_dump(test_database: DatabaseUnderTest):
+    """A function returning the whole database as SQL text (schema and data)."""
+    import subprocess
+
+    def dump() -> str:
+        return subprocess.run(
+            [pg_dump_binary(), "--no-owner", test_database.url],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    return dump

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from athos_identity import __version__
 from athos_identity.db import dispose_engine, get_engine, head_revision
+from athos_identity.identity.routes import router as identity_router
 from athos_identity.kit.errors import install_problem_handlers, problem
 from athos_identity.tenants.routes import router as tenants_router
 
@@ -36,6 +37,7 @@ def create_app() -> FastAPI:
     )
     install_problem_handlers(app)
     app.include_router(tenants_router)
+    app.include_router(identity_router)
     _add_health_routes(app)
     return app
 

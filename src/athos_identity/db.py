@@ -84,6 +84,7 @@ def create_engine(
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
+        hide_parameters=True,  # parameters never reach logs, even at DEBUG
         connect_args=connect_args,
     )
 

@@ -1,0 +1,195 @@
+"""All SQL of the link store: (tenant, kind, key, key version) <-> (connector, customer id).
+
+Every statement filters on tenant_id explicitly (the Citus shard key) on top of row-level
+security. Bulk writes go through COPY into a temporary table, then one set-based statement.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from athos_identity.identity.hashing import IdentifierKind
+from athos_identity.identity.records import HashedCustomer
+
+KIND_CODES = {IdentifierKind.EMAIL: 1, IdentifierKind.PHONE: 2}
+KINDS_BY_CODE = {code: kind for kind, code in KIND_CODES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    kind: IdentifierKind
+    key: bytes
+    connector_id: uuid.UUID
+    customer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkChanges:
+    added: int
+    removed: int
+
+
+async def raw_connection(session: AsyncSession) -> psycopg.AsyncConnection:
+    """The psycopg connection under the session's transaction, for COPY."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection  # type: ignore[return-value]
+
+
+async def api_connector_id(session: AsyncSession, tenant_id: uuid.UUID) -> uuid.UUID:
+    """The tenant's `api` connector (generic ingest), created on first use."""
+    await session.execute(
+        text(
+            "INSERT INTO connectors (tenant_id, id, platform, name, state)"
+            " VALUES (:tenant_id, :id, 'api', 'API ingest', 'granted')"
+            " ON CONFLICT (tenant_id, platform, (coalesce(store, ''))) DO NOTHING"
+        ),
+        {"tenant_id": tenant_id, "id": uuid.uuid4()},
+    )
+    result = await session.execute(
+        text(
+            "SELECT id FROM connectors"
+            " WHERE tenant_id = :tenant_id AND platform = 'api' AND store IS NULL"
+        ),
+        {"tenant_id": tenant_id},
+    )
+    return result.scalar_one()
+
+
+# Per-connection staging tables; emptied at commit, and before each use in case a
+# transaction calls replace_customer_links more than once.
+_STAGING_TABLES = (
+    "CREATE TEMP TABLE IF NOT EXISTS incoming_links"
+    " (kind smallint, key bytea, key_version smallint, customer_id text) ON COMMIT DELETE ROWS",
+    "CREATE TEMP TABLE IF NOT EXISTS incoming_customers"
+    " (customer_id text PRIMARY KEY) ON COMMIT DELETE ROWS",
+    "DELETE FROM incoming_links",
+    "DELETE FROM incoming_customers",
+)
+
+
+async def replace_customer_links(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    connector_id: uuid.UUID,
+    customers: Iterable[HashedCustomer],
+) -> LinkChanges:
+    """Make each customer's links exactly its identifiers: add the new, drop the gone.
+
+    Idempotent: replaying the same customers changes nothing. The caller's transaction
+    makes it atomic with whatever else it writes (a sync's cursor, for one).
+    """
+    connection = await raw_connection(session)
+    for statement in _STAGING_TABLES:
+        await session.execute(text(statement))
+    async with connection.cursor() as cursor:
+        seen: set[str] = set()
+        async with cursor.copy(
+            "COPY incoming_links (kind, key, key_version, customer_id) FROM STDIN"
+        ) as copy:
+            for customer in customers:
+                seen.add(customer.customer_id)
+                for identifier in customer.identifiers:
+                    await copy.write_row(
+                        (
+                            KIND_CODES[identifier.kind],
+                            identifier.key,
+                            identifier.key_version,
+                            customer.customer_id,
+                        )
+                    )
+        async with cursor.copy("COPY incoming_customers (customer_id) FROM STDIN") as copy:
+            for customer_id in seen:
+                await copy.write_row((customer_id,))
+    params = {"tenant_id": tenant_id, "connector_id": connector_id}
+    removed = await session.execute(
+        text(
+            "DELETE FROM identity_links l"
+            " USING incoming_customers c"
+            " WHERE l.tenant_id = :tenant_id AND l.connector_id = :connector_id"
+            "   AND l.customer_id = c.customer_id"
+            "   AND NOT EXISTS (SELECT 1 FROM incoming_links i"
+            "     WHERE i.customer_id = l.customer_id AND i.key = l.key"
+            "       AND i.kind = l.kind AND i.key_version = l.key_version)"
+        ),
+        params,
+    )
+    added = await session.execute(
+        text(
+            "INSERT INTO identity_links"
+            " (tenant_id, kind, key, key_version, connector_id, customer_id)"
+            " SELECT DISTINCT :tenant_id, kind, key, key_version, :connector_id, customer_id"
+            " FROM incoming_links"
+            " ON CONFLICT DO NOTHING"
+        ),
+        params,
+    )
+    return LinkChanges(added=added.rowcount, removed=removed.rowcount)  # type: ignore[attr-defined]
+
+
+async def find_links(
+    session: AsyncSession, tenant_id: uuid.UUID, keys: Sequence[bytes]
+) -> list[Link]:
+    result = await session.execute(
+        text(
+            "SELECT kind, key, connector_id, customer_id FROM identity_links"
+            " WHERE tenant_id = :tenant_id AND key = ANY(:keys)"
+            " ORDER BY connector_id, customer_id"
+        ),
+        {"tenant_id": tenant_id, "keys": list(keys)},
+    )
+    return [Link(KINDS_BY_CODE[kind], key, cid, cust) for kind, key, cid, cust in result]
+
+
+async def delete_links_by_keys(
+    session: AsyncSession, tenant_id: uuid.UUID, keys: Sequence[bytes]
+) -> int:
+    result = await session.execute(
+        text("DELETE FROM identity_links WHERE tenant_id = :tenant_id AND key = ANY(:keys)"),
+        {"tenant_id": tenant_id, "keys": list(keys)},
+    )
+    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+async def delete_links_of_customer(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    customer_id: str,
+    connector_id: uuid.UUID | None = None,
+) -> int:
+    result = await session.execute(
+        text(
+            "DELETE FROM identity_links WHERE tenant_id = :tenant_id"
+            " AND customer_id = :customer_id"
+            " AND (CAST(:connector_id AS uuid) IS NULL OR connector_id = :connector_id)"
+        ),
+        {"tenant_id": tenant_id, "customer_id": customer_id, "connector_id": connector_id},
+    )
+    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+async def delete_links_of_connector(
+    session: AsyncSession, tenant_id: uuid.UUID, connector_id: uuid.UUID
+) -> int:
+    result = await session.execute(
+        text(
+            "DELETE FROM identity_links"
+            " WHERE tenant_id = :tenant_id AND connector_id = :connector_id"
+        ),
+        {"tenant_id": tenant_id, "connector_id": connector_id},
+    )
+    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+async def tenant_default_region(session: AsyncSession, tenant_id: uuid.UUID) -> str | None:
+    result = await session.execute(
+        text("SELECT default_region FROM tenants WHERE tenant_id = :tenant_id"),
+        {"tenant_id": tenant_id},
+    )
+    return result.scalar_one_or_none()

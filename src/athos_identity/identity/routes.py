@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from athos_identity.identity import service
+from athos_identity.identity.schemas import (
+    EraseIn,
+    EraseOut,
+    IngestOut,
+    LookupIn,
+    LookupOut,
+    RecordsIn,
+)
+from athos_identity.tenants.deps import AdminCaller, LookupCaller, Session
+
+router = APIRouter(prefix="/v1/identity", tags=["identity"])
+
+PROBLEMS = {
+    401: {"description": "Missing, unknown or revoked API key"},
+    403: {"description": "The key lacks the needed scope"},
+    422: {"description": "Invalid input; `errors` names each invalid item by position"},
+}
+
+
+@router.post("/lookup", responses=PROBLEMS)
+async def lookup(body: LookupIn, session: Session, caller: LookupCaller) -> LookupOut:
+    """Customer IDs for e-mails and phones, raw or pre-hashed, in request order.
+
+    Raw identifiers are normalized as in the messaging guide; a pre-hashed value is the
+    SHA-256 of the normalized form, as 64 hex or 44 base64 characters.
+    """
+    return LookupOut(results=await service.lookup(session, caller.tenant_id, body.identifiers))
+
+
+@router.post("/records", responses=PROBLEMS)
+async def ingest(body: RecordsIn, session: Session, caller: AdminCaller) -> IngestOut:
+    """Link customer IDs to their e-mails and phones (for stores on any other platform).
+
+    Each record lists ALL of a customer's identifiers: links the record no longer lists are
+    removed. Invalid identifiers are skipped and reported; replaying a batch changes nothing.
+    """
+    return await service.ingest(session, caller.tenant_id, body.records)
+
+
+@router.post("/erase", responses=PROBLEMS)
+async def erase(body: EraseIn, session: Session, caller: AdminCaller) -> EraseOut:
+    """Forget identifiers or customers: their links are deleted at once."""
+    removed = await service.erase(session, caller.tenant_id, body.identifiers, body.customers)
+    return EraseOut(links_removed=removed)

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_INGEST_RECORDS = 10_000
+MAX_LOOKUP_IDENTIFIERS = 1_000
+MAX_IDENTIFIERS_PER_RECORD = 50
+MAX_VALUE_LENGTH = 1024
+
+Region = Field(
+    default=None,
+    pattern=r"^[A-Z]{2}$",
+    description="ISO 3166-1 alpha-2 region for phones written without a country code.",
+)
+
+
+class IdentifierType(StrEnum):
+    email = "email"
+    phone = "phone"
+    email_sha256 = "email_sha256"
+    phone_sha256 = "phone_sha256"
+
+
+class IdentifierIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: IdentifierType
+    value: str = Field(
+        max_length=MAX_VALUE_LENGTH,
+        description="A raw e-mail or phone, or the SHA-256 of its normalized form "
+        "(64 hex or 44 base64 characters).",
+    )
+    region: str | None = Region
+
+
+class LookupIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    identifiers: list[IdentifierIn] = Field(min_length=1, max_length=MAX_LOOKUP_IDENTIFIERS)
+
+
+class CustomerRef(BaseModel):
+    connector_id: uuid.UUID
+    customer_id: str
+
+
+class LookupResult(BaseModel):
+    matched: bool
+    customers: list[CustomerRef]
+
+
+class LookupOut(BaseModel):
+    results: list[LookupResult] = Field(description="One result per identifier, in request order.")
+
+
+class RecordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str = Field(min_length=1, max_length=255)
+    emails: list[str] = Field(default_factory=list, max_length=MAX_IDENTIFIERS_PER_RECORD)
+    phones: list[str] = Field(default_factory=list, max_length=MAX_IDENTIFIERS_PER_RECORD)
+    default_region: str | None = Region
+
+
+class RecordsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[RecordIn] = Field(min_length=1, max_length=MAX_INGEST_RECORDS)
+
+
+class ItemError(BaseModel):
+    index: int = Field(description="Position of the record (or identifier) in the request.")
+    field: str
+    reason: str
+
+
+class IngestOut(BaseModel):
+    records: int = Field(description="Records received.")
+    identifiers_stored: int = Field(description="Valid identifiers now linked to their customer.")
+    links_added: int = Field(description="Links that did not exist before this request.")
+    links_removed: int = Field(description="Links dropped because a record no longer lists them.")
+    skipped: int = Field(description="Invalid identifiers, skipped; see `errors`.")
+    errors: list[ItemError]
+
+
+class CustomerSelector(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str = Field(min_length=1, max_length=255)
+    connector_id: uuid.UUID | None = Field(
+        default=None, description="Only this connector's customer; every connector when omitted."
+    )
+
+
+class EraseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    identifiers: list[IdentifierIn] = Field(default_factory=list, max_length=MAX_LOOKUP_IDENTIFIERS)
+    customers: list[CustomerSelector] = Field(
+        default_factory=list, max_length=MAX_LOOKUP_IDENTIFIERS
+    )
+
+
+class EraseOut(BaseModel):
+    links_removed: int

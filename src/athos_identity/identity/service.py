@@ -1,0 +1,149 @@
+"""Identity rules: hash what comes in, answer look-ups, erase on request. Never commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from athos_identity.identity import repository
+from athos_identity.identity.hashing import (
+    HashedIdentifier,
+    IdentifierKind,
+    InvalidIdentifier,
+    TenantHasher,
+    hash_email,
+    hash_phone,
+    hash_prehashed,
+)
+from athos_identity.identity.records import CustomerRecord, HashedCustomer, hash_customer
+from athos_identity.identity.schemas import (
+    CustomerRef,
+    CustomerSelector,
+    IdentifierIn,
+    IdentifierType,
+    IngestOut,
+    ItemError,
+    LookupResult,
+    RecordIn,
+)
+from athos_identity.kit.errors import InvalidInput
+from athos_identity.settings import get_settings
+
+CURRENT_KEY_VERSION = 1
+
+
+def hasher_for(tenant_id: uuid.UUID) -> TenantHasher:
+    return TenantHasher(get_settings().master_key, tenant_id, CURRENT_KEY_VERSION)
+
+
+def _hash_identifier(
+    item: IdentifierIn, hasher: TenantHasher, region: str | None
+) -> HashedIdentifier:
+    match item.type:
+        case IdentifierType.email:
+            return hash_email(item.value, hasher)
+        case IdentifierType.phone:
+            return hash_phone(item.value, item.region or region, hasher)
+        case IdentifierType.email_sha256:
+            return hash_prehashed(IdentifierKind.EMAIL, item.value, hasher)
+        case IdentifierType.phone_sha256:
+            return hash_prehashed(IdentifierKind.PHONE, item.value, hasher)
+
+
+async def hash_identifiers(
+    session: AsyncSession, tenant_id: uuid.UUID, items: Sequence[IdentifierIn]
+) -> list[HashedIdentifier]:
+    """Hash every identifier, or fail with a 422 naming each invalid one by position."""
+    needs_region = any(i.type is IdentifierType.phone and i.region is None for i in items)
+    region = await repository.tenant_default_region(session, tenant_id) if needs_region else None
+    hasher = hasher_for(tenant_id)
+    hashed: list[HashedIdentifier] = []
+    errors: list[dict[str, object]] = []
+    for index, item in enumerate(items):
+        try:
+            hashed.append(_hash_identifier(item, hasher, region))
+        except InvalidIdentifier as exc:
+            errors.append(
+                {"index": index, "field": f"identifiers.{index}.value", "reason": exc.reason}
+            )
+    if errors:
+        raise InvalidInput(
+            f"{len(errors)} of {len(items)} identifiers are invalid; nothing was done.",
+            errors=errors,
+        )
+    return hashed
+
+
+async def lookup(
+    session: AsyncSession, tenant_id: uuid.UUID, items: Sequence[IdentifierIn]
+) -> list[LookupResult]:
+    hashed = await hash_identifiers(session, tenant_id, items)
+    links = await repository.find_links(session, tenant_id, [h.key for h in hashed])
+    by_key: dict[tuple[IdentifierKind, bytes], list[CustomerRef]] = {}
+    for link in links:
+        by_key.setdefault((link.kind, link.key), []).append(
+            CustomerRef(connector_id=link.connector_id, customer_id=link.customer_id)
+        )
+    results = []
+    for h in hashed:
+        customers = by_key.get((h.kind, h.key), [])
+        results.append(LookupResult(matched=bool(customers), customers=customers))
+    return results
+
+
+async def ingest(
+    session: AsyncSession, tenant_id: uuid.UUID, records: Sequence[RecordIn]
+) -> IngestOut:
+    """Store a batch through the tenant's `api` connector; invalid identifiers are skipped."""
+    hasher = hasher_for(tenant_id)
+    region = await repository.tenant_default_region(session, tenant_id)
+    hashed: list[HashedCustomer] = []
+    errors: list[ItemError] = []
+    for index, record in enumerate(records):
+        customer = hash_customer(
+            CustomerRecord(
+                customer_id=record.customer_id,
+                emails=tuple(record.emails),
+                phones=tuple(record.phones),
+                region=record.default_region or region,
+            ),
+            hasher,
+        )
+        hashed.append(customer)
+        errors.extend(
+            ItemError(index=index, field=r.field, reason=r.reason) for r in customer.rejected
+        )
+    connector_id = await repository.api_connector_id(session, tenant_id)
+    changes = await repository.replace_customer_links(session, tenant_id, connector_id, hashed)
+    return IngestOut(
+        records=len(records),
+        identifiers_stored=sum(len(c.identifiers) for c in hashed),
+        links_added=changes.added,
+        links_removed=changes.removed,
+        skipped=len(errors),
+        errors=errors,
+    )
+
+
+async def erase(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    identifiers: Sequence[IdentifierIn],
+    customers: Sequence[CustomerSelector],
+) -> int:
+    """Remove the links of the given identifiers and customers; returns how many went."""
+    if not identifiers and not customers:
+        raise InvalidInput("Name at least one identifier or customer to erase.")
+    removed = 0
+    if identifiers:
+        hashed = await hash_identifiers(session, tenant_id, identifiers)
+        removed += await repository.delete_links_by_keys(
+            session, tenant_id, [h.key for h in hashed]
+        )
+    for selector in customers:
+        removed += await repository.delete_links_of_customer(
+            session, tenant_id, selector.customer_id, selector.connector_id
+        )
+    return removed

@@ -1,0 +1,252 @@
+"""Ingest, look-up and erasure over HTTP, against the real database."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import httpx
+
+from conftest import TenantKeys, bearer, create_key
+
+LOOKUP = "/v1/identity/lookup"
+RECORDS = "/v1/identity/records"
+ERASE = "/v1/identity/erase"
+
+
+def sha256_hex(normalized: str) -> str:
+    return hashlib.sha256(normalized.encode()).hexdigest()
+
+
+def sha256_b64(normalized: str) -> str:
+    return base64.b64encode(hashlib.sha256(normalized.encode()).digest()).decode()
+
+
+async def ingest(client: httpx.AsyncClient, keys: TenantKeys, records: list[dict]) -> dict:
+    response = await client.post(RECORDS, json={"records": records}, headers=keys.admin)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def lookup(
+    client: httpx.AsyncClient, headers: dict, identifiers: list[dict]
+) -> httpx.Response:
+    return await client.post(LOOKUP, json={"identifiers": identifiers}, headers=headers)
+
+
+def customer_ids(result: dict) -> list[str]:
+    return [c["customer_id"] for c in result["customers"]]
+
+
+async def test_raw_hex_and_base64_lookups_find_the_same_customer(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    stored = await ingest(
+        client,
+        tenant,
+        [
+            {
+                "customer_id": "c-1",
+                "emails": [" Jane.Doe+news@GMAIL.com "],
+                "phones": ["(415) 555-0134"],
+            }
+        ],
+    )
+    assert stored["links_added"] == 2 and stored["skipped"] == 0
+
+    lookup_key = await create_key(tenant.tenant_id, "lookup")
+    response = await lookup(
+        client,
+        bearer(lookup_key),
+        [
+            {"type": "email", "value": "janedoe@gmail.com"},
+            {"type": "email_sha256", "value": sha256_hex("janedoe@gmail.com")},
+            {"type": "email_sha256", "value": sha256_hex("janedoe@gmail.com").upper()},
+            {"type": "email_sha256", "value": sha256_b64("janedoe@gmail.com")},
+            {"type": "phone", "value": "+1 415-555-0134"},
+            {"type": "phone", "value": "415 555 0134"},  # the tenant's default region, US
+            {"type": "phone_sha256", "value": sha256_hex("+14155550134")},
+            {"type": "email", "value": "someone.else@example.com"},
+        ],
+    )
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["matched"] for r in results] == [True] * 7 + [False]
+    assert all(customer_ids(r) == ["c-1"] for r in results[:7])
+    assert results[7]["customers"] == []
+
+
+async def test_the_same_email_in_two_tenants_is_kept_apart(
+    client: httpx.AsyncClient, tenant: TenantKeys, other_tenant: TenantKeys, owner_conn
+) -> None:
+    await ingest(client, tenant, [{"customer_id": "acme-7", "emails": ["shared@example.com"]}])
+    await ingest(
+        client, other_tenant, [{"customer_id": "globex-9", "emails": ["shared@example.com"]}]
+    )
+
+    keys = owner_conn.execute("SELECT tenant_id, key FROM identity_links").fetchall()
+    assert len(keys) == 2 and keys[0][1] != keys[1][1], "stored keys differ per tenant"
+
+    query = [{"type": "email", "value": "shared@example.com"}]
+    mine = (await lookup(client, tenant.admin, query)).json()["results"][0]
+    theirs = (await lookup(client, other_tenant.admin, query)).json()["results"][0]
+    assert customer_ids(mine) == ["acme-7"]
+    assert customer_ids(theirs) == ["globex-9"]
+
+
+async def test_shared_identifiers_return_every_customer(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    await ingest(
+        client,
+        tenant,
+        [
+            {"customer_id": "a", "phones": ["+44 20 7946 0018"]},
+            {"customer_id": "b", "phones": ["020 7946 0018"], "default_region": "GB"},
+        ],
+    )
+    result = (
+        await lookup(client, tenant.admin, [{"type": "phone", "value": "+442079460018"}])
+    ).json()
+    assert sorted(customer_ids(result["results"][0])) == ["a", "b"]
+
+
+async def test_invalid_items_are_reported_by_index_and_skipped(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    body = await ingest(
+        client,
+        tenant,
+        [
+            {"customer_id": "ok", "emails": ["ok@example.com"]},
+            {
+                "customer_id": "bad",
+                "emails": ["not-an-email", "fine@example.com"],
+                "phones": ["12"],
+            },
+        ],
+    )
+    assert body["skipped"] == 2 and body["links_added"] == 2
+    assert {(e["index"], e["field"]) for e in body["errors"]} == {(1, "emails.0"), (1, "phones.0")}
+    assert "not-an-email" not in str(body)
+    found = (
+        await lookup(client, tenant.admin, [{"type": "email", "value": "fine@example.com"}])
+    ).json()
+    assert customer_ids(found["results"][0]) == ["bad"]
+
+
+async def test_replaying_a_batch_changes_nothing_and_a_new_email_replaces_the_old(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    batch = [{"customer_id": "c", "emails": ["old@example.com"]}]
+    assert (await ingest(client, tenant, batch))["links_added"] == 1
+    again = await ingest(client, tenant, batch)
+    assert again["links_added"] == 0 and again["links_removed"] == 0
+
+    moved = await ingest(client, tenant, [{"customer_id": "c", "emails": ["new@example.com"]}])
+    assert moved["links_added"] == 1 and moved["links_removed"] == 1
+    results = (
+        await lookup(
+            client,
+            tenant.admin,
+            [
+                {"type": "email", "value": "old@example.com"},
+                {"type": "email", "value": "new@example.com"},
+            ],
+        )
+    ).json()["results"]
+    assert [r["matched"] for r in results] == [False, True]
+
+
+async def test_malformed_lookup_identifiers_are_422_per_item_without_echo(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    response = await lookup(
+        client,
+        tenant.admin,
+        [
+            {"type": "email", "value": "fine@example.com"},
+            {"type": "email", "value": "secret.person@@example.com"},
+            {"type": "email_sha256", "value": "abc123"},
+            {"type": "phone", "value": "call me maybe 555"},
+        ],
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    errors = response.json()["errors"]
+    assert [e["index"] for e in errors] == [1, 2, 3]
+    assert errors[1]["field"] == "identifiers.2.value"
+    for raw in ("secret.person", "abc123", "call me maybe"):
+        assert raw not in response.text
+
+
+async def test_batch_limits(client: httpx.AsyncClient, tenant: TenantKeys) -> None:
+    empty = await lookup(client, tenant.admin, [])
+    assert empty.status_code == 422
+    too_many = await lookup(client, tenant.admin, [{"type": "email", "value": "a@b.co"}] * 1001)
+    assert too_many.status_code == 422
+    assert "1000" in too_many.text
+    empty_ingest = await client.post(RECORDS, json={"records": []}, headers=tenant.admin)
+    assert empty_ingest.status_code == 422
+    unknown_type = await lookup(client, tenant.admin, [{"type": "ssn", "value": "x"}])
+    assert unknown_type.status_code == 422 and unknown_type.json()["errors"][0]["field"].endswith(
+        "type"
+    )
+
+
+async def test_a_lookup_key_cannot_ingest_or_erase(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    lookup_only = bearer(await create_key(tenant.tenant_id, "lookup"))
+    ingest_attempt = await client.post(
+        RECORDS,
+        json={"records": [{"customer_id": "x", "emails": ["x@example.com"]}]},
+        headers=lookup_only,
+    )
+    assert ingest_attempt.status_code == 403
+    erase_attempt = await client.post(
+        ERASE, json={"customers": [{"customer_id": "x"}]}, headers=lookup_only
+    )
+    assert erase_attempt.status_code == 403
+
+
+async def test_erase_by_identifier_and_by_customer(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    await ingest(
+        client,
+        tenant,
+        [
+            {"customer_id": "a", "emails": ["a@example.com"], "phones": ["+33 6 12 34 56 78"]},
+            {"customer_id": "b", "emails": ["b@example.com"]},
+        ],
+    )
+    by_identifier = await client.post(
+        ERASE,
+        json={"identifiers": [{"type": "email", "value": "b@example.com"}]},
+        headers=tenant.admin,
+    )
+    assert by_identifier.json() == {"links_removed": 1}
+    by_customer = await client.post(
+        ERASE, json={"customers": [{"customer_id": "a"}]}, headers=tenant.admin
+    )
+    assert by_customer.json() == {"links_removed": 2}
+    results = (
+        await lookup(
+            client,
+            tenant.admin,
+            [
+                {"type": "email", "value": "a@example.com"},
+                {"type": "phone", "value": "+33612345678"},
+                {"type": "email", "value": "b@example.com"},
+            ],
+        )
+    ).json()["results"]
+    assert not any(r["matched"] for r in results)
+    nothing = await client.post(ERASE, json={}, headers=tenant.admin)
+    assert nothing.status_code == 422
+
+
+async def test_no_get_with_raw_identifiers(client: httpx.AsyncClient, tenant: TenantKeys) -> None:
+    response = await client.get(LOOKUP, params={"email": "a@example.com"}, headers=tenant.admin)
+    assert response.status_code == 405
