@@ -1,0 +1,1 @@
+"""BigCommerce simulator: store-level API accounts, V3 customers, V2 orders, hooks, quotas."""

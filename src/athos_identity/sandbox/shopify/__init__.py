@@ -1,0 +1,1 @@
+"""Shopify simulator: OAuth grant, GraphQL Admin API subset, bulk operations, webhooks."""
