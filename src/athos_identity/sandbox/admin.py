@@ -94,12 +94,15 @@ async def create_account(request: Request, body: JsonBody = Body(...)) -> JSONRe
     if unknown:
         raise SandboxError(422, f"unknown scopes {unknown}; known: {sorted(KNOWN_SCOPES)}")
     state = sandbox(request)
-    account = state.add_account(str(body.get("store_hash", "")), scopes,
-                                name=str(body.get("name", "sandbox account")))
+    account = state.add_account(
+        str(body.get("store_hash", "")), scopes, name=str(body.get("name", "sandbox account"))
+    )
     store_hash = account.store_hash
     return JSONResponse(
-        {**account.as_json(),
-         "api_path": f"{base_url(request)}/bigcommerce/stores/{store_hash}/v3/"},
+        {
+            **account.as_json(),
+            "api_path": f"{base_url(request)}/bigcommerce/stores/{store_hash}/v3/",
+        },
         status_code=201,
     )
 
@@ -123,8 +126,9 @@ async def create_store(request: Request, body: JsonBody = Body(...)) -> JSONResp
 
 
 @router.patch("/bigcommerce/stores/{store_hash}")
-async def update_store(request: Request, store_hash: str,
-                       body: JsonBody = Body(...)) -> JSONResponse:
+async def update_store(
+    request: Request, store_hash: str, body: JsonBody = Body(...)
+) -> JSONResponse:
     state = sandbox(request)
     store = state.store(store_hash)
     if "plan" in body:
@@ -150,8 +154,9 @@ async def create_shop(request: Request, body: JsonBody = Body(...)) -> JSONRespo
 
 
 @router.patch("/shopify/shops/{shop_domain}")
-async def update_shop(request: Request, shop_domain: str,
-                      body: JsonBody = Body(...)) -> JSONResponse:
+async def update_shop(
+    request: Request, shop_domain: str, body: JsonBody = Body(...)
+) -> JSONResponse:
     state = sandbox(request)
     shop = state.shop(shop_domain)
     if "plan" in body:
@@ -163,21 +168,68 @@ async def update_shop(request: Request, shop_domain: str,
     return JSONResponse(state._shop_json(shop, base_url(request)))
 
 
+@router.post("/shopify/shops/{shop_domain}/uninstall")
+async def uninstall_shopify_app(request: Request, shop_domain: str) -> JSONResponse:
+    from athos_identity.sandbox.shopify.webhooks import uninstall_app
+
+    state = sandbox(request)
+    sent = uninstall_app(state, state.shop(shop_domain))
+    return JSONResponse({"uninstalled": shop_domain, "webhooks_sent": sent})
+
+
+@router.post("/shopify/shops/{shop_domain}/compliance")
+async def send_compliance_webhook(
+    request: Request, shop_domain: str, body: JsonBody = Body(...)
+) -> JSONResponse:
+    """Send one mandatory compliance topic, signed, to ``url`` (as set in the app config)."""
+    from athos_identity.sandbox.shopify.webhooks import (
+        COMPLIANCE_TOPICS,
+        compliance_payload,
+        send_signed,
+    )
+
+    state = sandbox(request)
+    shop = state.shop(shop_domain)
+    topic, url = body.get("topic"), body.get("url")
+    if topic not in COMPLIANCE_TOPICS:
+        raise SandboxError(422, f"topic must be one of {COMPLIANCE_TOPICS}")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise SandboxError(422, "url must be an absolute http(s) URL")
+    customer_id = body.get("customer_id")
+    try:
+        payload = compliance_payload(
+            state,
+            shop,
+            topic,
+            int(customer_id) if customer_id is not None else None,
+            body.get("order_ids"),
+        )
+    except LookupError as error:
+        raise SandboxError(404, str(error)) from error
+    delivery = send_signed(state, shop, topic, url, payload)
+    return JSONResponse({"webhook_id": delivery.id, "payload": payload}, status_code=202)
+
+
 # --- data changes (both platforms) ----------------------------------------------------------
 
 Notify = Callable[[SandboxState, str, str, str, Customer | Order | int], None]
 
 
-def _bigcommerce_notify(state: SandboxState, store_hash: str, kind: str, action: str,
-                        record: Customer | Order | int) -> None:
+def _bigcommerce_notify(
+    state: SandboxState, store_hash: str, kind: str, action: str, record: Customer | Order | int
+) -> None:
     record_id = record if isinstance(record, int) else record.id
-    scope = {"created": "created", "updated": "updated",
-             "deleted": "deleted" if kind == "customer" else "archived"}[action]
+    scope = {
+        "created": "created",
+        "updated": "updated",
+        "deleted": "deleted" if kind == "customer" else "archived",
+    }[action]
     fire_hooks(state, state.store(store_hash), f"store/{kind}/{scope}", kind, record_id)
 
 
-def _shopify_notify(state: SandboxState, shop_domain: str, kind: str, action: str,
-                    record: Customer | Order | int) -> None:
+def _shopify_notify(
+    state: SandboxState, shop_domain: str, kind: str, action: str, record: Customer | Order | int
+) -> None:
     from athos_identity.sandbox.shopify.webhooks import notify_record_change
 
     notify_record_change(state, state.shop(shop_domain), kind, action, record)
@@ -189,21 +241,34 @@ def _data(state: SandboxState, platform: str, name: str) -> StoreData:
 
 def _record_json(record: Customer | Order) -> JsonBody:
     if isinstance(record, Customer):
-        return {"id": record.id, "email": record.email, "phone": record.phone,
-                "address_phone": record.address_phone, "first_name": record.first_name,
-                "last_name": record.last_name, "created_at": record.created_at,
-                "updated_at": record.updated_at}
-    return {"id": record.id, "customer_id": record.customer_id, "email": record.email,
-            "phone": record.phone, "line_count": len(record.lines),
-            "created_at": record.created_at, "updated_at": record.updated_at}
+        return {
+            "id": record.id,
+            "email": record.email,
+            "phone": record.phone,
+            "address_phone": record.address_phone,
+            "first_name": record.first_name,
+            "last_name": record.last_name,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+        }
+    return {
+        "id": record.id,
+        "customer_id": record.customer_id,
+        "email": record.email,
+        "phone": record.phone,
+        "line_count": len(record.lines),
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
 
 
 def _add_data_routes(platform: str, container: str, notify: Notify) -> None:
     prefix = f"/{platform}/{container}/{{name}}"
 
     @router.post(prefix + "/{kind}", name=f"{platform}_create_record")
-    async def create_record(request: Request, name: str, kind: str,
-                            body: JsonBody = Body(default_factory=dict)) -> JSONResponse:
+    async def create_record(
+        request: Request, name: str, kind: str, body: JsonBody = Body(default_factory=dict)
+    ) -> JSONResponse:
         state = sandbox(request)
         data = _data(state, platform, name)
         now = int(state.clock.now())
@@ -217,8 +282,13 @@ def _add_data_routes(platform: str, container: str, notify: Notify) -> None:
         return JSONResponse(_record_json(record), status_code=201)
 
     @router.patch(prefix + "/{kind}/{record_id}", name=f"{platform}_update_record")
-    async def update_record(request: Request, name: str, kind: str, record_id: int,
-                            body: JsonBody = Body(default_factory=dict)) -> JSONResponse:
+    async def update_record(
+        request: Request,
+        name: str,
+        kind: str,
+        record_id: int,
+        body: JsonBody = Body(default_factory=dict),
+    ) -> JSONResponse:
         state = sandbox(request)
         data = _data(state, platform, name)
         now = int(state.clock.now())
@@ -250,8 +320,11 @@ def _add_data_routes(platform: str, container: str, notify: Notify) -> None:
         data = _data(sandbox(request), platform, name)
         size = data.customers.count() + data.orders.count()
         if size > EXPECTED_ANSWERS_MAX_RECORDS:
-            raise SandboxError(413, "store too large for known answers over HTTP; use "
-                                    "athos_identity.sandbox.expected in-process")
+            raise SandboxError(
+                413,
+                "store too large for known answers over HTTP; use "
+                "athos_identity.sandbox.expected in-process",
+            )
         return JSONResponse(expected_answers(data).as_json())
 
 

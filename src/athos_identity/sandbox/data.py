@@ -646,7 +646,9 @@ class RecordStore(Generic[R]):
                 yield record
 
     def iter_by_id(
-        self, after_id: int | None = None, min_updated: int | None = None,
+        self,
+        after_id: int | None = None,
+        min_updated: int | None = None,
         max_updated: int | None = None,
     ) -> Iterator[R]:
         """Visible records in id order (Shopify's default sort), strictly after ``after_id``."""
@@ -670,7 +672,10 @@ class RecordStore(Generic[R]):
                 yield record
 
     def page_by_updated(
-        self, offset: int, limit: int, min_updated: int | None = None,
+        self,
+        offset: int,
+        limit: int,
+        min_updated: int | None = None,
         max_updated: int | None = None,
     ) -> list[R]:
         """Records ``offset .. offset+limit`` of the updated_at order (page-number APIs)."""
@@ -881,6 +886,9 @@ def _line_from_fields(order_id: int, number: int, item: object, draw: Draw) -> L
         return generated
     return replace(
         generated,
-        **{k: item[k] for k in ("product_id", "variant_id", "sku", "title", "quantity",
-                                "unit_price_cents") if k in item},
+        **{
+            k: item[k]
+            for k in ("product_id", "variant_id", "sku", "title", "quantity", "unit_price_cents")
+            if k in item
+        },
     )

@@ -113,16 +113,21 @@ def expected_answers(
     answers = ExpectedAnswers()
     for customer in store.customers.iter_by_updated():
         answers.customer_count += 1
-        _add_identities(answers, customer.id, [customer.email],
-                        [customer.phone, customer.address_phone], region, is_order=False)
+        _add_identities(
+            answers,
+            customer.id,
+            [customer.email],
+            [customer.phone, customer.address_phone],
+            region,
+            is_order=False,
+        )
     if include_orders:
         for order in store.orders.iter_by_updated():
             if orders_created_since is not None and order.created_at < orders_created_since:
                 continue
             answers.order_count += 1
             answers.guest_order_count += order.customer_id is None
-            _add_identities(answers, order.id, [order.email], [order.phone], region,
-                            is_order=True)
+            _add_identities(answers, order.id, [order.email], [order.phone], region, is_order=True)
     return answers
 
 

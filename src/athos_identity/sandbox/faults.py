@@ -173,25 +173,36 @@ class FaultMiddleware:
         if drop:
             # Promise the full length, deliver half, then return: the server closes the socket.
             headers.append((b"content-length", str(len(body) or 1).encode()))
-            await send({"type": "http.response.start", "status": start.get("status", 200),
-                        "headers": headers})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": start.get("status", 200),
+                    "headers": headers,
+                }
+            )
             await send({"type": "http.response.body", "body": cut, "more_body": True})
             return
         headers.append((b"content-length", str(len(cut)).encode()))
-        await send({"type": "http.response.start", "status": start.get("status", 200),
-                    "headers": headers})
+        await send(
+            {"type": "http.response.start", "status": start.get("status", 200), "headers": headers}
+        )
         await send({"type": "http.response.body", "body": cut})
 
 
 def _too_many_requests(platform: str, fault: Fault) -> tuple[int, dict[str, str], bytes]:
     retry_ms = round(fault.retry_after_seconds * 1000)
     if platform == "shopify":
-        body = {"errors": "Exceeded 2 calls per second for api client. "
-                          "Reduce request rates to resume uninterrupted service."}
+        body = {
+            "errors": "Exceeded 2 calls per second for api client. "
+            "Reduce request rates to resume uninterrupted service."
+        }
         return 429, {"Retry-After": f"{fault.retry_after_seconds:.1f}"}, json.dumps(body).encode()
-    body_v3 = {"status": 429, "title": "Too many requests",
-               "type": "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes",
-               "errors": {}}
+    body_v3 = {
+        "status": 429,
+        "title": "Too many requests",
+        "type": "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes",
+        "errors": {},
+    }
     headers = {
         "X-Rate-Limit-Requests-Left": "0",
         "X-Rate-Limit-Requests-Quota": "150",
@@ -205,14 +216,20 @@ def _too_many_requests(platform: str, fault: Fault) -> tuple[int, dict[str, str]
 def _server_error(platform: str, status: int) -> tuple[int, dict[str, str], bytes]:
     if platform == "shopify":
         return status, {}, json.dumps({"errors": "Internal Server Error"}).encode()
-    body = {"status": status, "title": "Internal Server Error" if status == 500
-            else "Service Unavailable", "type": "about:blank", "errors": {}}
+    body = {
+        "status": status,
+        "title": "Internal Server Error" if status == 500 else "Service Unavailable",
+        "type": "about:blank",
+        "errors": {},
+    }
     return status, {}, json.dumps(body).encode()
 
 
 async def _send_whole(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
     raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-    raw_headers += [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())]
+    raw_headers += [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})

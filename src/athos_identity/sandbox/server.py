@@ -25,8 +25,13 @@ class LoopbackOnly:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not _is_loopback(scope.get("client")):
-            response = JSONResponse({"detail": "the sandbox only answers loopback clients; "
-                                               "start it with --allow-remote"}, status_code=403)
+            response = JSONResponse(
+                {
+                    "detail": "the sandbox only answers loopback clients; "
+                    "start it with --allow-remote"
+                },
+                status_code=403,
+            )
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -53,8 +58,13 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         yield
         await state.dispatcher.close()
 
-    app = FastAPI(title="athos-identity platform sandbox", lifespan=lifespan,
-                  docs_url="/sandbox/docs", openapi_url="/sandbox/openapi.json", redoc_url=None)
+    app = FastAPI(
+        title="athos-identity platform sandbox",
+        lifespan=lifespan,
+        docs_url="/sandbox/docs",
+        openapi_url="/sandbox/openapi.json",
+        redoc_url=None,
+    )
     app.state.sandbox = state
     app.include_router(admin.router)
     app.include_router(bigcommerce_routes.router)

@@ -48,28 +48,47 @@ class SandboxState:
         for store_hash in config.store_hashes:
             self.add_store(store_hash)
             self.add_account(
-                store_hash, FULL_SCOPES, token=config.default_bigcommerce_token(store_hash),
+                store_hash,
+                FULL_SCOPES,
+                token=config.default_bigcommerce_token(store_hash),
                 name="default full-scope account",
             )
 
     # creation -----------------------------------------------------------------------------
-    def _store_data(self, name: str, customers: int | None, orders: int | None,
-                    seed: int | None, country: str | None, *, platform: str) -> StoreData:
+    def _store_data(
+        self,
+        name: str,
+        customers: int | None,
+        orders: int | None,
+        seed: int | None,
+        country: str | None,
+        *,
+        platform: str,
+    ) -> StoreData:
         shopify = platform == "shopify"
-        return StoreData(GeneratorSpec(
-            seed=self.config.seed if seed is None else seed,
-            name=name,
-            country=(country or self.config.country).upper(),
-            customers=self.config.customers if customers is None else customers,
-            orders=self.config.orders if orders is None else orders,
-            anchor=int(self.clock.now()),
-            customer_id_offset=SHOPIFY_CUSTOMER_ID_OFFSET if shopify else 0,
-            order_id_offset=SHOPIFY_ORDER_ID_OFFSET if shopify else BIGCOMMERCE_ORDER_ID_OFFSET,
-        ))
+        return StoreData(
+            GeneratorSpec(
+                seed=self.config.seed if seed is None else seed,
+                name=name,
+                country=(country or self.config.country).upper(),
+                customers=self.config.customers if customers is None else customers,
+                orders=self.config.orders if orders is None else orders,
+                anchor=int(self.clock.now()),
+                customer_id_offset=SHOPIFY_CUSTOMER_ID_OFFSET if shopify else 0,
+                order_id_offset=SHOPIFY_ORDER_ID_OFFSET if shopify else BIGCOMMERCE_ORDER_ID_OFFSET,
+            )
+        )
 
-    def add_shop(self, domain: str, *, customers: int | None = None, orders: int | None = None,
-                 seed: int | None = None, country: str | None = None,
-                 plan: str | None = None) -> ShopifyShop:
+    def add_shop(
+        self,
+        domain: str,
+        *,
+        customers: int | None = None,
+        orders: int | None = None,
+        seed: int | None = None,
+        country: str | None = None,
+        plan: str | None = None,
+    ) -> ShopifyShop:
         if not SHOP_DOMAIN.match(domain):
             raise SandboxError(422, "shop must look like name.myshopify.com")
         if domain in self.shops:
@@ -79,21 +98,35 @@ class SandboxState:
         self.shops[domain] = shop
         return shop
 
-    def add_store(self, store_hash: str, *, customers: int | None = None,
-                  orders: int | None = None, seed: int | None = None,
-                  country: str | None = None, plan: str | None = None) -> BigCommerceStore:
+    def add_store(
+        self,
+        store_hash: str,
+        *,
+        customers: int | None = None,
+        orders: int | None = None,
+        seed: int | None = None,
+        country: str | None = None,
+        plan: str | None = None,
+    ) -> BigCommerceStore:
         if not STORE_HASH.match(store_hash):
             raise SandboxError(422, "store_hash must be lowercase letters and digits")
         if store_hash in self.stores:
             raise SandboxError(409, f"store {store_hash} exists")
-        data = self._store_data(store_hash, customers, orders, seed, country,
-                                platform="bigcommerce")
+        data = self._store_data(
+            store_hash, customers, orders, seed, country, platform="bigcommerce"
+        )
         store = new_store(store_hash, data, plan or self.config.bigcommerce_plan, self.clock)
         self.stores[store_hash] = store
         return store
 
-    def add_account(self, store_hash: str, scopes: tuple[str, ...] | list[str], *,
-                    token: str | None = None, name: str = "sandbox account") -> Account:
+    def add_account(
+        self,
+        store_hash: str,
+        scopes: tuple[str, ...] | list[str],
+        *,
+        token: str | None = None,
+        name: str = "sandbox account",
+    ) -> Account:
         if store_hash not in self.stores:
             raise SandboxError(404, f"no store {store_hash}")
         account = Account(store_hash, token or new_token(), new_token(), tuple(scopes), name)
@@ -149,7 +182,7 @@ class SandboxState:
             "base_url": f"{base}/shopify/{shop.domain}",
             "authorize_url": f"{base}/shopify/{shop.domain}/admin/oauth/authorize",
             "graphql_url": f"{base}/shopify/{shop.domain}/admin/api/"
-                           f"{self.config.api_version}/graphql.json",
+            f"{self.config.api_version}/graphql.json",
             "plan": shop.plan,
             "country": shop.data.country,
             "currency": shop.data.currency,
@@ -169,7 +202,8 @@ class SandboxState:
             "store_id": store.store_id,
             "api_path": f"{base}/bigcommerce/stores/{store.store_hash}/v3/",
             "plan": store.plan,
-            "requests_per_30s": None if store.quota.per_window == float("inf")
+            "requests_per_30s": None
+            if store.quota.per_window == float("inf")
             else int(store.quota.per_window),
             "country": store.data.country,
             "currency": store.data.currency,

@@ -90,8 +90,13 @@ def authorize(request: Request, store_hash: str, version: str, resource: str | N
         retry_after = math.ceil(int(verdict.headers["X-Rate-Limit-Time-Reset-Ms"]) / 1000)
         headers = {**verdict.headers, "X-Retry-After": str(max(1, retry_after))}
         raise BigCommerceError(429, _error_body(version, 429, "Too many requests"), headers)
-    call = Call(state, store, account, verdict.headers,
-                str(request.base_url).rstrip("/") + f"/bigcommerce/stores/{store_hash}")
+    call = Call(
+        state,
+        store,
+        account,
+        verdict.headers,
+        str(request.base_url).rstrip("/") + f"/bigcommerce/stores/{store_hash}",
+    )
     if resource is not None and not account.can_read(resource):
         raise call.fail(version, 403, MISSING_SCOPE)
     return call
@@ -125,8 +130,16 @@ def _pagination(total: int, count: int, page: int, limit: int) -> dict[str, Any]
         links["previous"] = f"?page={page - 1}&limit={limit}"
     if page < total_pages:
         links["next"] = f"?page={page + 1}&limit={limit}"
-    return {"pagination": {"total": total, "count": count, "per_page": limit,
-                           "current_page": page, "total_pages": total_pages, "links": links}}
+    return {
+        "pagination": {
+            "total": total,
+            "count": count,
+            "per_page": limit,
+            "current_page": page,
+            "total_pages": total_pages,
+            "links": links,
+        }
+    }
 
 
 # --- V3 customers ---------------------------------------------------------------------------
@@ -226,18 +239,37 @@ async def list_products(request: Request, store_hash: str) -> Response:
 @router.get("/v3/themes")
 async def list_themes(request: Request, store_hash: str) -> Response:
     call = authorize(request, store_hash, "v3", "themes")
-    theme = {"uuid": "2e5f1b8c-0000-4000-8000-000000000001", "variations": [],
-             "name": "Cornerstone", "is_private": False, "is_active": True}
+    theme = {
+        "uuid": "2e5f1b8c-0000-4000-8000-000000000001",
+        "variations": [],
+        "name": "Cornerstone",
+        "is_private": False,
+        "is_active": True,
+    }
     return call.json({"data": [theme], "meta": {}})
 
 
 @router.get("/v2/pages")
 async def list_pages(request: Request, store_hash: str) -> Response:
     call = authorize(request, store_hash, "v2", "content")
-    pages = [{"id": 1, "channel_id": 1, "name": "Shipping & Returns", "type": "page",
-              "is_visible": True, "url": "/shipping-returns/"},
-             {"id": 2, "channel_id": 1, "name": "Contact Us", "type": "contact_form",
-              "is_visible": True, "url": "/contact-us/"}]
+    pages = [
+        {
+            "id": 1,
+            "channel_id": 1,
+            "name": "Shipping & Returns",
+            "type": "page",
+            "is_visible": True,
+            "url": "/shipping-returns/",
+        },
+        {
+            "id": 2,
+            "channel_id": 1,
+            "name": "Contact Us",
+            "type": "contact_form",
+            "is_visible": True,
+            "url": "/contact-us/",
+        },
+    ]
     page, limit = _page_params(request, "v2", call)
     rows = pages[(page - 1) * limit : page * limit]
     return call.json(rows) if rows else call.no_content()
@@ -274,10 +306,15 @@ async def create_hook(request: Request, store_hash: str) -> Response:
     now = int(call.state.clock.now())
     store = call.store
     hook = Hook(
-        id=store.next_hook_id, scope=scope, destination=destination,
+        id=store.next_hook_id,
+        scope=scope,
+        destination=destination,
         headers={str(k): str(v) for k, v in (body.get("headers") or {}).items()},
-        is_active=bool(body.get("is_active", True)), client_id=call.account.client_id,
-        store_hash=store.store_hash, created_at=now, updated_at=now,
+        is_active=bool(body.get("is_active", True)),
+        client_id=call.account.client_id,
+        store_hash=store.store_hash,
+        created_at=now,
+        updated_at=now,
         events_history_enabled=bool(body.get("events_history_enabled", False)),
     )
     store.hooks[hook.id] = hook
@@ -294,8 +331,9 @@ async def delete_hook(request: Request, store_hash: str, hook_id: int) -> Respon
     return call.json({"data": hook.as_json(), "meta": {}})
 
 
-def fire_hooks(state: SandboxState, store: BigCommerceStore, scope: str, kind: str,
-               record_id: int) -> int:
+def fire_hooks(
+    state: SandboxState, store: BigCommerceStore, scope: str, kind: str, record_id: int
+) -> int:
     """POST the ids-only payload to every active matching hook; returns how many."""
     sent = 0
     for hook in list(store.hooks.values()):
@@ -314,9 +352,15 @@ def fire_hooks(state: SandboxState, store: BigCommerceStore, scope: str, kind: s
         ).hexdigest()
         body = json.dumps(payload)
         headers = {**hook.headers, "Content-Type": "application/json"}
-        state.dispatcher.send(Delivery(
-            id=f"bc-{hook.id}-{record_id}-{payload['created_at']}-{sent}", platform="bigcommerce",
-            topic=scope, url=hook.destination, headers=headers, body=body,
-        ))
+        state.dispatcher.send(
+            Delivery(
+                id=f"bc-{hook.id}-{record_id}-{payload['created_at']}-{sent}",
+                platform="bigcommerce",
+                topic=scope,
+                url=hook.destination,
+                headers=headers,
+                body=body,
+            )
+        )
         sent += 1
     return sent

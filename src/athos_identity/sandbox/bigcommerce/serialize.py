@@ -28,8 +28,13 @@ ORDER_STATUSES: dict[str, tuple[int, str, str]] = {
     "REFUNDED": (4, "Refunded", "refunded"),
     "PARTIALLY_REFUNDED": (14, "Partially Refunded", "partially refunded"),
 }
-COUNTRY_NAMES = {"US": "United States", "CA": "Canada", "GB": "United Kingdom",
-                 "FR": "France", "DE": "Germany"}
+COUNTRY_NAMES = {
+    "US": "United States",
+    "CA": "Canada",
+    "GB": "United Kingdom",
+    "FR": "France",
+    "DE": "Germany",
+}
 
 
 def iso(seconds: int) -> str:
@@ -82,14 +87,24 @@ def customer_v3(customer: Customer, country: str, *, with_addresses: bool) -> di
     if with_addresses:
         addresses = []
         if customer.address_phone is not None:
-            addresses.append({
-                "id": customer.id, "customer_id": customer.id,
-                "first_name": customer.first_name, "last_name": customer.last_name,
-                "company": "", "address1": "1 Sandbox Street", "address2": "",
-                "city": "Springfield", "state_or_province": "", "postal_code": "00000",
-                "country": COUNTRY_NAMES.get(country, country), "country_code": country,
-                "phone": customer.address_phone, "address_type": "residential",
-            })
+            addresses.append(
+                {
+                    "id": customer.id,
+                    "customer_id": customer.id,
+                    "first_name": customer.first_name,
+                    "last_name": customer.last_name,
+                    "company": "",
+                    "address1": "1 Sandbox Street",
+                    "address2": "",
+                    "city": "Springfield",
+                    "state_or_province": "",
+                    "postal_code": "00000",
+                    "country": COUNTRY_NAMES.get(country, country),
+                    "country_code": country,
+                    "phone": customer.address_phone,
+                    "address_type": "residential",
+                }
+            )
         body["addresses"] = addresses
         body["address_count"] = len(addresses)
     return body
@@ -130,10 +145,19 @@ def order_v2(order: Order, country: str, base: str, *, embed_lines: bool) -> dic
     )
     total = money4(order.total_cents)
     billing = {
-        "first_name": order.first_name, "last_name": order.last_name, "company": "",
-        "street_1": "1 Sandbox Street", "street_2": "", "city": "Springfield", "state": "",
-        "zip": "00000", "country": COUNTRY_NAMES.get(country, country), "country_iso2": country,
-        "phone": order.phone or "", "email": order.email or "", "form_fields": [],
+        "first_name": order.first_name,
+        "last_name": order.last_name,
+        "company": "",
+        "street_1": "1 Sandbox Street",
+        "street_2": "",
+        "city": "Springfield",
+        "state": "",
+        "zip": "00000",
+        "country": COUNTRY_NAMES.get(country, country),
+        "country_iso2": country,
+        "phone": order.phone or "",
+        "email": order.email or "",
+        "form_fields": [],
     }
     body: dict[str, Any] = {
         "id": order.id,
@@ -156,12 +180,18 @@ def order_v2(order: Order, country: str, base: str, *, embed_lines: bool) -> dic
         "default_currency_code": order.currency,
         "is_deleted": False,
         "billing_address": billing,
-        "products": {"url": f"{base}/v2/orders/{order.id}/products",
-                     "resource": f"/orders/{order.id}/products"},
-        "shipping_addresses": {"url": f"{base}/v2/orders/{order.id}/shipping_addresses",
-                               "resource": f"/orders/{order.id}/shipping_addresses"},
-        "coupons": {"url": f"{base}/v2/orders/{order.id}/coupons",
-                    "resource": f"/orders/{order.id}/coupons"},
+        "products": {
+            "url": f"{base}/v2/orders/{order.id}/products",
+            "resource": f"/orders/{order.id}/products",
+        },
+        "shipping_addresses": {
+            "url": f"{base}/v2/orders/{order.id}/shipping_addresses",
+            "resource": f"/orders/{order.id}/shipping_addresses",
+        },
+        "coupons": {
+            "url": f"{base}/v2/orders/{order.id}/coupons",
+            "resource": f"/orders/{order.id}/coupons",
+        },
     }
     if embed_lines:
         body["consignments"] = [_consignments(order, billing)]
@@ -171,16 +201,32 @@ def order_v2(order: Order, country: str, base: str, *, embed_lines: bool) -> dic
 def _consignments(order: Order, billing: dict[str, Any]) -> dict[str, Any]:
     shipping: dict[str, Any] = {
         "id": order.id,
-        **{k: billing[k] for k in ("first_name", "last_name", "city", "zip", "country",
-                                   "country_iso2", "phone", "email")},
-        "line_items": [line_v2(order, line)
-                       for line in order.lines[:LINES_EMBEDDED_PER_CONSIGNMENT]],
+        **{
+            k: billing[k]
+            for k in (
+                "first_name",
+                "last_name",
+                "city",
+                "zip",
+                "country",
+                "country_iso2",
+                "phone",
+                "email",
+            )
+        },
+        "line_items": [
+            line_v2(order, line) for line in order.lines[:LINES_EMBEDDED_PER_CONSIGNMENT]
+        ],
     }
     if len(order.lines) > LINES_EMBEDDED_PER_CONSIGNMENT:
         # BigCommerce caps embedded lines and says so in-band (bigcommerce/docs#960).
         shipping["__warning__"] = {"message": TRUNCATED_LINES_WARNING}
-    return {"pickups": [], "shipping": [shipping], "downloads": [],
-            "email": {"gift_certificates": []}}
+    return {
+        "pickups": [],
+        "shipping": [shipping],
+        "downloads": [],
+        "email": {"gift_certificates": []},
+    }
 
 
 def product_v3(product_id: int, modified: int) -> dict[str, Any]:
