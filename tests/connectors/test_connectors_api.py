@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 
-from conftest import TenantKeys, bearer, create_key
+from athos_identity import db
+from athos_identity.tenants import service as tenants
+from athos_identity.tenants.schemas import Scope
+
+TenantKeys = Any  # the root conftest's type; not imported (the name "conftest" is shared)
 
 PROBLEM = "application/problem+json"
 
@@ -137,7 +142,9 @@ async def test_another_tenants_connector_is_404(
 
 
 async def test_connectors_need_an_admin_key(client: httpx.AsyncClient, tenant: TenantKeys) -> None:
-    lookup = bearer(await create_key(tenant.tenant_id, "lookup"))
+    async with db.tenant_transaction(tenant.tenant_id) as session:
+        _, token = await tenants.create_key(session, tenant.tenant_id, [Scope.lookup])
+    lookup = {"Authorization": f"Bearer {token}"}
     assert (await client.get("/v1/connectors", headers=lookup)).status_code == 403
     assert (await client.get("/v1/connectors")).status_code == 401
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -129,7 +129,6 @@ async def upsert_credential(session: AsyncSession, credential: ConnectorCredenti
         },
     )
     await session.execute(statement)
-    session.expire_all()
 
 
 async def delete_credentials(
@@ -180,21 +179,10 @@ async def purge_connector_data(
             {"tenant_id": tenant_id, "connector_id": connector_id},
         )
         deleted[table_name] = int(result.rowcount or 0)  # type: ignore[attr-defined]
-    session.expire_all()
     return deleted
 
 
 # --- webhooks -------------------------------------------------------------------------------
-
-
-async def set_webhook_secret_hash(
-    session: AsyncSession, tenant_id: uuid.UUID, connector_id: uuid.UUID, secret_hash: bytes | None
-) -> None:
-    await session.execute(
-        update(Connector)
-        .where(Connector.tenant_id == tenant_id, Connector.id == connector_id)
-        .values(webhook_secret_hash=secret_hash)
-    )
 
 
 async def record_delivery(session: AsyncSession, delivery: WebhookDelivery) -> bool:

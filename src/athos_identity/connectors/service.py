@@ -273,8 +273,7 @@ def require_usable(connector: Connector) -> None:
 async def revoke(session: AsyncSession, connector: Connector, reason: str) -> dict[str, int]:
     """Credentials gone: delete them and everything pulled through the connector."""
     purged = await repository.purge_connector_data(session, connector.tenant_id, connector.id)
-    await repository.set_webhook_secret_hash(session, connector.tenant_id, connector.id, None)
-    await session.refresh(connector)
+    connector.webhook_secret_hash = None
     connector.state = ConnectorState.revoked.value
     connector.scopes = []
     connector.warnings = []

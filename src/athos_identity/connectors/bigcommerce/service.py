@@ -398,16 +398,12 @@ async def register_webhooks(
             await client.create_hook(scope, destination, {WEBHOOK_SECRET_HEADER: secret})
     except (BigCommerceError, BigCommerceUnavailable) as error:
         log.warning("hooks of connector %s not registered: %s", connector.id, error.title)
-        await repository.set_webhook_secret_hash(
-            session, connector.tenant_id, connector.id, hash_webhook_secret(secret)
-        )
+        connector.webhook_secret_hash = hash_webhook_secret(secret)
         return False, (
             "BigCommerce webhooks could not be registered "
             f"({error.title}); changes will arrive with the periodic syncs only."
         )
-    await repository.set_webhook_secret_hash(
-        session, connector.tenant_id, connector.id, hash_webhook_secret(secret)
-    )
+    connector.webhook_secret_hash = hash_webhook_secret(secret)
     return True, None
 
 
