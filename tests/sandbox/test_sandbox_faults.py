@@ -1,0 +1,161 @@
+"""Faults switched on at runtime, and time acceleration."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sandbox_harness import RunningSandbox, running_sandbox
+
+from athos_identity.sandbox.config import SandboxConfig
+
+STORE = "/bigcommerce/stores/demo01"
+
+
+@pytest.fixture(scope="module")
+def faulty() -> Iterator[RunningSandbox]:
+    """A private server: faults are global to a sandbox."""
+    with running_sandbox(SandboxConfig(customers=40, orders=20, seed=3)) as running:
+        yield running
+
+
+def bc(sandbox: RunningSandbox, timeout: float = 5.0) -> httpx.Client:
+    token = sandbox.state.config.default_bigcommerce_token("demo01")
+    return httpx.Client(base_url=sandbox.url + STORE, headers={"X-Auth-Token": token},
+                        timeout=timeout)
+
+
+def add_fault(sandbox: RunningSandbox, **spec: object) -> dict[str, object]:
+    with sandbox.client() as client:
+        response = client.post("/sandbox/faults", json=spec)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+
+@pytest.fixture(autouse=True)
+def no_faults_left(faulty: RunningSandbox) -> Iterator[None]:
+    yield
+    with faulty.client() as client:
+        client.delete("/sandbox/faults")
+
+
+def test_429_burst_then_recovery(faulty: RunningSandbox) -> None:
+    add_fault(faulty, platform="bigcommerce", kind="429", count=2, retry_after_seconds=2)
+    with bc(faulty) as client:
+        first, second, third = (client.get("/v3/customers") for _ in range(3))
+    assert first.status_code == second.status_code == 429
+    assert first.headers["x-rate-limit-time-reset-ms"] == "2000"
+    assert first.headers["x-rate-limit-requests-left"] == "0"
+    assert third.status_code == 200
+
+
+def test_shopify_429_has_retry_after(faulty: RunningSandbox) -> None:
+    add_fault(faulty, platform="shopify", kind="429", count=1)
+    response = httpx.post(f"{faulty.url}/shopify/demo-shop.myshopify.com/admin/api/2026-10/"
+                          "graphql.json", json={"query": "{ shop { name } }"})
+    assert response.status_code == 429 and float(response.headers["retry-after"]) > 0
+
+
+def test_5xx(faulty: RunningSandbox) -> None:
+    add_fault(faulty, platform="bigcommerce", kind="5xx", count=1, status=502)
+    with bc(faulty) as client:
+        assert client.get("/v2/orders").status_code == 502
+        assert client.get("/v2/orders").status_code == 200
+
+
+def test_slow_response_beyond_client_timeout(faulty: RunningSandbox) -> None:
+    add_fault(faulty, platform="bigcommerce", kind="slow", count=1, delay_seconds=1.0)
+    with bc(faulty, timeout=0.3) as client, pytest.raises(httpx.ReadTimeout):
+        client.get("/v3/customers")
+
+
+def test_truncated_json_body(faulty: RunningSandbox) -> None:
+    add_fault(faulty, platform="bigcommerce", kind="truncate", count=1,
+              path_contains="/v3/customers")
+    with bc(faulty) as client:
+        response = client.get("/v3/customers")
+    assert response.status_code == 200
+    with pytest.raises(ValueError):
+        response.json()
+
+
+def test_connection_dropped_mid_body(faulty: RunningSandbox) -> None:
+    add_fault(faulty, platform="bigcommerce", kind="drop", count=1)
+    with bc(faulty) as client, pytest.raises(httpx.RemoteProtocolError):
+        client.get("/v3/customers")
+    with bc(faulty) as client:
+        assert client.get("/v3/customers").status_code == 200
+
+
+def test_rate_faults_are_probabilistic_and_admin_is_never_faulted(faulty: RunningSandbox) -> None:
+    add_fault(faulty, platform="bigcommerce", kind="5xx", rate=0.5)
+    with bc(faulty) as client:
+        statuses = [client.get("/v3/hooks").status_code for _ in range(40)]
+    assert 5 < statuses.count(503) < 35 and statuses.count(200) > 5
+    with faulty.client() as client:
+        assert client.get("/sandbox/state").status_code == 200
+        assert len(client.get("/sandbox/faults").json()["faults"]) == 1
+
+
+def test_bad_fault_spec_is_refused(faulty: RunningSandbox) -> None:
+    with faulty.client() as client:
+        spec = {"platform": "bigcommerce", "kind": "explode", "count": 1}
+        assert client.post("/sandbox/faults", json=spec).status_code == 422
+
+
+def _install(sandbox: RunningSandbox, shop: str) -> str:
+    config = sandbox.state.config
+    with sandbox.client() as client:
+        approved = client.post(f"/shopify/{shop}/admin/oauth/authorize", data={
+            "client_id": config.shopify_client_id, "scope": "read_customers,read_orders",
+            "redirect_uri": "https://app.example/cb", "state": "s"})
+        code = dict(httpx.URL(approved.headers["location"]).params)["code"]
+        tokens = client.post(f"/shopify/{shop}/admin/oauth/access_token", data={
+            "client_id": config.shopify_client_id, "client_secret": config.shopify_client_secret,
+            "code": code, "expiring": "1"}).json()
+    return tokens["access_token"]
+
+
+@pytest.mark.parametrize("kind,status,error_code", [("bulk_fail", "FAILED",
+                                                      "INTERNAL_SERVER_ERROR"),
+                                                     ("bulk_stuck", "RUNNING", None)])
+def test_bulk_faults(faulty: RunningSandbox, kind: str, status: str,
+                    error_code: str | None) -> None:
+    shop = f"{faulty.unique('bulk-')}.myshopify.com"
+    with faulty.client() as client:
+        client.post("/sandbox/shopify/shops", json={"shop": shop, "customers": 30, "orders": 0})
+    token = _install(faulty, shop)
+    add_fault(faulty, platform="shopify", kind=kind, count=1)
+    url = f"{faulty.url}/shopify/{shop}/admin/api/2026-10/graphql.json"
+    headers = {"X-Shopify-Access-Token": token}
+    started = httpx.post(url, headers=headers, json={"query": """mutation {
+        bulkOperationRunQuery(query: "{ customers { edges { node { id } } } }") {
+        bulkOperation { id } userErrors { message } } }"""}).json()
+    operation_id = started["data"]["bulkOperationRunQuery"]["bulkOperation"]["id"]
+    time.sleep(0.6)
+    node = httpx.post(url, headers=headers, json={"query": """query($id: ID!) {
+        bulkOperation(id: $id) { status errorCode url partialDataUrl } }""",
+                                                  "variables": {"id": operation_id}}).json()
+    node = node["data"]["bulkOperation"]
+    assert node["status"] == status and node["errorCode"] == error_code and node["url"] is None
+    if kind == "bulk_fail":
+        partial = httpx.get(node["partialDataUrl"]).text.splitlines()
+        assert len(partial) == 15
+
+
+def test_time_factor_expires_tokens_and_resets_quota_windows() -> None:
+    config = SandboxConfig(customers=5, orders=0, seed=5, time_factor=3600.0)
+    with running_sandbox(config) as fast:
+        token = _install(fast, "demo-shop.myshopify.com")
+        url = f"{fast.url}/shopify/demo-shop.myshopify.com/admin/api/2026-10/graphql.json"
+        query = {"query": "{ shop { name } }"}
+        assert httpx.post(url, json=query, headers={"X-Shopify-Access-Token": token}
+                          ).status_code == 200
+        time.sleep(1.1)  # an hour of sandbox time
+        assert httpx.post(url, json=query, headers={"X-Shopify-Access-Token": token}
+                          ).status_code == 401
+        with bc(fast) as client:
+            window = client.get("/v3/hooks").headers["x-rate-limit-time-window-ms"]
+        assert int(window) < 30_000 / 1000
