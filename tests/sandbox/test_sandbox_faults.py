@@ -159,3 +159,24 @@ def test_time_factor_expires_tokens_and_resets_quota_windows() -> None:
         with bc(fast) as client:
             window = client.get("/v3/hooks").headers["x-rate-limit-time-window-ms"]
         assert int(window) < 30_000 / 1000
+
+
+def test_state_document_contract(faulty: RunningSandbox) -> None:
+    with faulty.client() as client:
+        state = client.get("/sandbox/state").json()
+    assert set(state) >= {"shopify", "bigcommerce", "settings"}
+    shops = [s["shop"] for s in state["shopify"]["shops"]]
+    assert "demo-shop.myshopify.com" in shops
+    assert state["shopify"]["client_id"] and state["shopify"]["client_secret"]
+    assert state["bigcommerce"]["stores"][0]["store_hash"] == "demo01"
+    account = state["bigcommerce"]["accounts"][0]
+    assert account["access_token"] and "store_v2_orders" in account["scopes"]
+    assert state["settings"]["ATHOS_SHOPIFY_BASE_URL"] == f"{faulty.url}/shopify/{{shop}}"
+    assert state["settings"]["ATHOS_BIGCOMMERCE_BASE_URL"] == f"{faulty.url}/bigcommerce"
+
+
+def test_non_loopback_clients_are_refused() -> None:
+    from athos_identity.sandbox.server import _is_loopback
+
+    assert _is_loopback(("127.0.0.1", 1)) and _is_loopback(("::1", 1))
+    assert not _is_loopback(("192.168.1.20", 1))
