@@ -19,6 +19,8 @@ from athos_identity.connectors.bigcommerce.client import (
 
 TOKEN = "tok" + "x" * 28
 
+pytest_plugins = ["bigcommerce_fixtures"]  # fixtures: bc_sandbox, bc_store, ...
+
 
 class FakeClock:
     def __init__(self) -> None:

@@ -23,6 +23,8 @@ PROBLEM = "application/problem+json"
 CUSTOMERS = "store_v2_customers_read_only"
 ORDERS = "store_v2_orders_read_only"
 
+pytest_plugins = ["bigcommerce_fixtures"]  # fixtures: bc_sandbox, bc_store, ...
+
 
 async def new_connector(
     client: httpx.AsyncClient, tenant: TenantKeys, store: str | None = None

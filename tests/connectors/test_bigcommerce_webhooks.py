@@ -11,6 +11,8 @@ from athos_identity.settings import get_settings
 
 HEADER = bigcommerce.WEBHOOK_SECRET_HEADER
 
+pytest_plugins = ["bigcommerce_fixtures"]  # fixtures: bc_sandbox, bc_store, ...
+
 
 async def granted_connector(
     client: httpx.AsyncClient, tenant: Any, store: Any, name: str = "BC"
@@ -39,9 +41,9 @@ def deliveries(owner_conn: Any, connector_id: str) -> list[tuple[Any, ...]]:
 
 async def test_sandbox_delivery_is_authenticated_recorded_once(
     client: httpx.AsyncClient, tenant: Any, other_tenant: Any, bc_store: Any,
-    webhook_sink: Any, owner_conn: Any, monkeypatch: Any,
+    bc_webhook_sink: Any, owner_conn: Any, monkeypatch: Any,
 ) -> None:  # fmt: skip
-    monkeypatch.setattr(get_settings(), "public_url", webhook_sink.url)
+    monkeypatch.setattr(get_settings(), "public_url", bc_webhook_sink.url)
     connector_id = await granted_connector(client, tenant, bc_store)
 
     # a change in the store makes BigCommerce (the sandbox) POST to our public URL
@@ -50,7 +52,7 @@ async def test_sandbox_delivery_is_authenticated_recorded_once(
             f"/sandbox/bigcommerce/stores/{bc_store.store_hash}/customers/3",
             json={"first_name": "Renamed"},
         ).raise_for_status()
-    [delivery] = webhook_sink.wait_for(1)
+    [delivery] = bc_webhook_sink.wait_for(1)
     path = f"/v1/webhooks/bigcommerce/{connector_id}"
     assert delivery.path == path
     payload = delivery.json()

@@ -1,7 +1,11 @@
-"""Connector tests run against the platform sandbox, served by uvicorn on a free port.
+"""Fixtures of the connector tests: the platform sandbox served by uvicorn on a free port.
 
-The server comes from the sandbox's own test harness (tests/sandbox/sandbox_harness.py);
-the service's settings point at it for the duration of each test that asks for it.
+Not a conftest.py on purpose: several test directories importing `from conftest import ...`
+would then see this module instead of tests/conftest.py (they share the module name
+"conftest"). Test modules load it as a plugin: `pytest_plugins = ["bigcommerce_fixtures"]`.
+
+The server comes from the sandbox's own harness (tests/sandbox/sandbox_harness.py), started
+once per session; the service's settings point at it for each test that asks.
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ def bc_sandbox() -> Iterator[RunningSandbox]:
 
 
 @pytest.fixture
-def webhook_sink() -> Iterator[WebhookSink]:
+def bc_webhook_sink() -> Iterator[WebhookSink]:
     with running_webhook_sink() as sink:
         yield sink
 
