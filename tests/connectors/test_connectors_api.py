@@ -78,6 +78,8 @@ async def test_invalid_stores_are_422_naming_the_field(
     for body in (
         {"platform": "api", "name": "x"},
         {"platform": "shopify", "name": ""},
+        {"platform": "shopify", "name": "   "},
+        {"platform": "shopify", "name": "nul\u0000byte"},
         {"platform": "shopify", "name": "x", "store_country": "france"},
         {"platform": "shopify", "name": "x", "token": "abc"},
     ):

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from athos_identity.connectors.models import ConnectorState
 
@@ -13,6 +13,17 @@ Region = Field(
     pattern=r"^[A-Z]{2}$",
     description="ISO 3166-1 alpha-2 country of the store (phones without a country code).",
 )
+
+
+def _printable_name(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        raise ValueError("the name must not be blank")
+    if not value.isprintable():
+        raise ValueError("the name must not contain control characters")
+    return value
 
 
 class StorePlatform(StrEnum):
@@ -35,6 +46,8 @@ class ConnectorCreate(BaseModel):
     )
     store_country: str | None = Region
 
+    _name = field_validator("name")(_printable_name)
+
 
 class ConnectorUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -46,6 +59,8 @@ class ConnectorUpdate(BaseModel):
         description="Only while the connector has no credentials (state not_granted).",
     )
     store_country: str | None = Region
+
+    _name = field_validator("name")(_printable_name)
 
 
 class ConnectorOut(BaseModel):

@@ -109,12 +109,16 @@ def store_hash_from_api_path(api_path: str) -> str:
     raw = api_path.strip()
     if "://" not in raw:
         raw = "https://" + raw
-    parts = urlsplit(raw)
-    host = parts.netloc.lower()
     problem = (
         "the API path must be the one BigCommerce shows for the API account, "
         f"e.g. https://{API_HOST}/stores/abc123/v3/"
     )
+    try:
+        parts = urlsplit(raw)
+        host = parts.netloc.lower()
+        hostname = parts.hostname
+    except ValueError:
+        raise connectors.invalid("api_path", problem) from None
     for allowed_host, prefix in _allowed_api_prefixes():
         if host != allowed_host:
             continue
@@ -127,7 +131,7 @@ def store_hash_from_api_path(api_path: str) -> str:
             raise connectors.invalid("api_path", problem)
         return connectors.validate_store_hash(match.group(1), field="api_path")
     raise connectors.invalid(
-        "api_path", f"the API path must be on {API_HOST}, not on {parts.hostname or 'this host'}"
+        "api_path", f"the API path must be on {API_HOST}, not on {hostname or 'this host'}"
     )
 
 
