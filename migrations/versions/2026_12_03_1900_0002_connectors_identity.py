@@ -83,8 +83,25 @@ def upgrade() -> None:
         "identity_links_customer", "identity_links", ["tenant_id", "connector_id", "customer_id"]
     )
     enable_tenant_isolation("identity_links", role)
+    # Look-ups in one round trip: scope the statement to the tenant, then read. SECURITY
+    # INVOKER (the default), so row-level security still applies to the caller's role.
+    op.execute(
+        """
+        CREATE FUNCTION athos_find_links(p_tenant uuid, p_keys bytea[])
+        RETURNS TABLE (kind smallint, key bytea, connector_id uuid, customer_id text)
+        LANGUAGE plpgsql AS $$
+        BEGIN
+          PERFORM set_config('app.tenant_id', p_tenant::text, true);
+          RETURN QUERY
+            SELECT l.kind, l.key, l.connector_id, l.customer_id FROM identity_links l
+            WHERE l.tenant_id = p_tenant AND l.key = ANY(p_keys)
+            ORDER BY l.connector_id, l.customer_id;
+        END $$
+        """
+    )
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION athos_find_links(uuid, bytea[])")
     op.drop_table("identity_links")
     op.drop_table("connectors")

@@ -15,6 +15,7 @@ from athos_identity.db import database_url, describe, tenant_transaction, transa
 from athos_identity.db import migrate as run_migrations
 from athos_identity.kit.errors import AppError
 from athos_identity.observability import configure_logging
+from athos_identity.sandbox.cli import sandbox_app
 from athos_identity.settings import ConfigurationError, get_settings
 from athos_identity.tenants import service as tenants
 from athos_identity.tenants.schemas import KeyOut, Scope
@@ -26,6 +27,7 @@ tenants_app = typer.Typer(help="Create tenants.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create and revoke API keys.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
+app.add_typer(sandbox_app, name="sandbox")
 
 T = TypeVar("T")
 out = Console()
@@ -63,6 +65,7 @@ def migrate() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (ATHOS_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (ATHOS_PORT).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (about one per core).")] = 1,
 ) -> None:
     """Serve the HTTP API."""
     import uvicorn
@@ -76,6 +79,7 @@ def serve(
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
+        workers=workers,
         log_config=None,
         proxy_headers=True,
     )
@@ -150,17 +154,6 @@ def _run_or_exit(coroutine: Coroutine[Any, Any, T]) -> T:
     except AppError as exc:
         err.print(f"[red]error:[/red] {exc.detail}")
         raise typer.Exit(1) from None
-
-
-def _register_domain_commands() -> None:
-    try:
-        from athos_identity.sandbox.cli import sandbox_app
-    except ImportError:  # the sandbox is being built; its command appears when it exists
-        return
-    app.add_typer(sandbox_app, name="sandbox")
-
-
-_register_domain_commands()
 
 
 def main() -> None:

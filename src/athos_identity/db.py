@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 _embedded: Any = None  # the pgserver handle; kept so the server lives as long as the process
 _engine: AsyncEngine | None = None
+_fast_pool: AsyncConnectionPool | None = None
 _sessions: async_sessionmaker[AsyncSession] | None = None
 
 
@@ -103,11 +105,31 @@ def session_factory() -> async_sessionmaker[AsyncSession]:
     return _sessions
 
 
+async def fast_pool() -> AsyncConnectionPool:
+    """Plain psycopg connections (autocommit, as the application role) for the hot paths
+    where SQLAlchemy's per-statement cost would dominate: identity look-ups."""
+    global _fast_pool
+    if _fast_pool is None:
+        settings = get_settings()
+        pool = AsyncConnectionPool(
+            as_libpq_url(database_url()),
+            min_size=1,
+            max_size=settings.db_pool_size,
+            kwargs={"autocommit": True, "options": f"-c role={settings.app_role}"},
+            open=False,
+        )
+        await pool.open()
+        _fast_pool = pool
+    return _fast_pool
+
+
 async def dispose_engine() -> None:
-    global _engine, _sessions
+    global _engine, _sessions, _fast_pool
     if _engine is not None:
         await _engine.dispose()
-    _engine = _sessions = None
+    if _fast_pool is not None:
+        await _fast_pool.close()
+    _engine = _sessions = _fast_pool = None
 
 
 async def scope_to_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     db_pool_size: int = 10
     db_max_overflow: int = 5
+    auth_cache_seconds: float = Field(
+        default=10.0,
+        description="How long a process trusts a verified API key before checking it again; "
+        "a revocation reaches other processes within this time.",
+    )
     public_url: str = "http://127.0.0.1:8000"
 
     shopify_base_url: str = "https://{shop}"
@@ -55,6 +60,34 @@ class Settings(BaseSettings):
     shopify_client_id: str | None = None
     shopify_client_secret: SecretStr | None = None
     shopify_previous_client_secret: SecretStr | None = None
+    shopify_scopes: str = Field(
+        default="read_customers,read_orders",
+        description="Scopes a Shopify grant asks for (comma-separated); read_all_orders is "
+        "added when a grant asks for more than 60 days of order history.",
+    )
+    shopify_console_url: str | None = Field(
+        default=None,
+        description="Where the browser lands after the Shopify approval; "
+        "default {ATHOS_PUBLIC_URL}/console.",
+    )
+    shopify_state_ttl_seconds: int = Field(
+        default=600, gt=0, description="Lifetime of a Grant Access state (single use)."
+    )
+    shopify_callback_max_age_seconds: int = Field(
+        default=600, gt=0, description="Oldest OAuth callback `timestamp` accepted."
+    )
+    shopify_token_refresh_margin_seconds: int = Field(
+        default=300, ge=0, description="Refresh an expiring access token this long before."
+    )
+    shopify_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Read timeout of one Shopify API request."
+    )
+    shopify_max_retries: int = Field(
+        default=5,
+        ge=0,
+        description="Retries of one Shopify request after THROTTLED, a 429, a 5xx or a "
+        "network error.",
+    )
     bigcommerce_base_url: str = "https://api.bigcommerce.com"
     credentials_key_version: int = Field(
         default=1,

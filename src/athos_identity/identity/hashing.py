@@ -117,7 +117,7 @@ class TenantHasher:
     random bytes). Never logs or reprs key material.
     """
 
-    __slots__ = ("_key", "tenant_id", "version")
+    __slots__ = ("_key", "_mac", "tenant_id", "version")
 
     def __init__(self, master_secret: bytes, tenant_id: uuid.UUID, version: int = 1) -> None:
         if not isinstance(master_secret, bytes) or len(master_secret) < MIN_MASTER_SECRET_SIZE:
@@ -127,6 +127,8 @@ class TenantHasher:
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise ValueError("version must be a positive integer")
         self._key = _derive_tenant_key(master_secret, tenant_id, version)
+        # Keyed once; copying a keyed HMAC is cheaper than keying one per identifier.
+        self._mac = hmac.new(self._key, digestmod=hashlib.sha256)
         self.tenant_id = tenant_id
         self.version = version
 
@@ -137,11 +139,15 @@ class TenantHasher:
         """HMAC-SHA256 of a 32-byte SHA-256 digest under this tenant's key."""
         if len(digest) != DIGEST_SIZE:
             raise ValueError(f"digest must be {DIGEST_SIZE} bytes")
-        return hmac.digest(self._key, digest, "sha256")
+        mac = self._mac.copy()
+        mac.update(digest)
+        return mac.digest()
 
     def hashed(self, kind: IdentifierKind, digest: bytes) -> HashedIdentifier:
         """The stored form of a digest of the given kind."""
-        return HashedIdentifier(IdentifierKind(kind), self.key_for(digest), self.version)
+        if not isinstance(kind, IdentifierKind):
+            kind = IdentifierKind(kind)
+        return HashedIdentifier(kind, self.key_for(digest), self.version)
 
 
 def hash_email(raw: str, hasher: TenantHasher) -> HashedIdentifier:

@@ -14,6 +14,7 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from athos_identity.db import fast_pool
 from athos_identity.identity.hashing import IdentifierKind
 from athos_identity.identity.records import HashedCustomer
 
@@ -133,18 +134,16 @@ async def replace_customer_links(
     return LinkChanges(added=added.rowcount, removed=removed.rowcount)  # type: ignore[attr-defined]
 
 
-async def find_links(
-    session: AsyncSession, tenant_id: uuid.UUID, keys: Sequence[bytes]
-) -> list[Link]:
-    result = await session.execute(
-        text(
-            "SELECT kind, key, connector_id, customer_id FROM identity_links"
-            " WHERE tenant_id = :tenant_id AND key = ANY(:keys)"
-            " ORDER BY connector_id, customer_id"
-        ),
-        {"tenant_id": tenant_id, "keys": list(keys)},
-    )
-    return [Link(KINDS_BY_CODE[kind], key, cid, cust) for kind, key, cid, cust in result]
+async def find_links(tenant_id: uuid.UUID, keys: Sequence[bytes]) -> list[Link]:
+    """Links of the given keys, in one statement on the fast pool (the look-up hot path)."""
+    pool = await fast_pool()
+    async with pool.connection() as connection:
+        cursor = await connection.execute(
+            "SELECT kind, key, connector_id, customer_id FROM athos_find_links(%s, %s)",
+            (tenant_id, list(keys)),
+        )
+        rows = await cursor.fetchall()
+    return [Link(KINDS_BY_CODE[kind], key, cid, cust) for kind, key, cid, cust in rows]
 
 
 async def delete_links_by_keys(
@@ -185,11 +184,3 @@ async def delete_links_of_connector(
         {"tenant_id": tenant_id, "connector_id": connector_id},
     )
     return result.rowcount  # type: ignore[attr-defined,no-any-return]
-
-
-async def tenant_default_region(session: AsyncSession, tenant_id: uuid.UUID) -> str | None:
-    result = await session.execute(
-        text("SELECT default_region FROM tenants WHERE tenant_id = :tenant_id"),
-        {"tenant_id": tenant_id},
-    )
-    return result.scalar_one_or_none()

@@ -9,7 +9,7 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from athos_identity.db import session_factory
+from athos_identity.db import scope_to_tenant, session_factory
 from athos_identity.kit.errors import Forbidden
 from athos_identity.tenants import service
 from athos_identity.tenants.schemas import Scope
@@ -28,26 +28,44 @@ async def _request_session() -> AsyncIterator[AsyncSession]:
 Session = Annotated[AsyncSession, Depends(_request_session, scope="function")]
 
 
-async def _caller(
-    session: Session,
+async def _authenticated(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    return await service.authenticate(session, credentials.credentials if credentials else None)
+    return await service.authenticate(credentials.credentials if credentials else None)
 
 
+# The caller alone, for routes that reach the database without the request session.
+AuthenticatedCaller = Annotated[Caller, Depends(_authenticated)]
+
+
+async def _caller(caller: AuthenticatedCaller, session: Session) -> Caller:
+    await scope_to_tenant(session, caller.tenant_id)
+    return caller
+
+
+# The caller, with the request's session confined to the caller's tenant.
 CurrentCaller = Annotated[Caller, Depends(_caller)]
+
+
+def _check_scope(caller: Caller, accepted: tuple[Scope, ...]) -> Caller:
+    if caller.scopes.isdisjoint(accepted):
+        names = " or ".join(s.value for s in accepted)
+        raise Forbidden(f"This operation needs an API key with the {names} scope.")
+    return caller
 
 
 def require_scope(*accepted: Scope) -> Callable[..., Coroutine[Any, Any, Caller]]:
     async def check(caller: CurrentCaller) -> Caller:
-        if caller.scopes.isdisjoint(accepted):
-            names = " or ".join(s.value for s in accepted)
-            raise Forbidden(f"This operation needs an API key with the {names} scope.")
-        return caller
+        return _check_scope(caller, accepted)
 
     return check
 
 
+async def _lookup_caller(caller: AuthenticatedCaller) -> Caller:
+    return _check_scope(caller, (Scope.lookup, Scope.admin))
+
+
 AdminCaller = Annotated[Caller, Depends(require_scope(Scope.admin))]
-LookupCaller = Annotated[Caller, Depends(require_scope(Scope.lookup, Scope.admin))]
+# Look-ups open no request session: they read through db.fast_pool() in one statement.
+LookupCaller = Annotated[Caller, Depends(_lookup_caller)]
 OperatorCaller = Annotated[Caller, Depends(require_scope(Scope.operator))]

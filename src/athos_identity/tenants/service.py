@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from athos_identity.db import scope_to_tenant
+from athos_identity.db import scope_to_tenant, tenant_transaction
 from athos_identity.kit.errors import Forbidden, NotFound, Unauthorized
+from athos_identity.settings import get_settings
 from athos_identity.tenants import repository
 from athos_identity.tenants.models import ApiKey, Tenant
 from athos_identity.tenants.schemas import GRANTABLE_SCOPES, Scope
@@ -29,6 +31,37 @@ class Caller:
     tenant_id: uuid.UUID
     key_id: uuid.UUID
     scopes: frozenset[Scope]
+    default_region: str | None = None
+
+
+class _VerifiedKeys:
+    """Keys verified in the last few seconds, so look-ups need no authentication query.
+
+    Revoking a key clears this process's cache at once; other processes notice within
+    `auth_cache_seconds`.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._entries: dict[bytes, tuple[Caller, float]] = {}
+
+    def get(self, key_hash: bytes) -> Caller | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, key_hash: bytes, caller: Caller) -> None:
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key_hash] = (caller, time.monotonic() + get_settings().auth_cache_seconds)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+verified_keys = _VerifiedKeys()
 
 
 def hash_key(token: str) -> bytes:
@@ -97,19 +130,33 @@ async def revoke_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
         await session.flush()
+        verified_keys.clear()
     return key
 
 
-async def authenticate(session: AsyncSession, token: str | None) -> Caller:
-    """Resolve an API key; scopes the session's transaction to the key's tenant."""
+async def authenticate(token: str | None) -> Caller:
+    """Resolve an API key to its caller, or raise Unauthorized."""
     tenant_id = tenant_of_token(token) if token else None
-    if tenant_id is None:
+    if tenant_id is None or token is None:
         raise Unauthorized("A valid API key is required (Authorization: Bearer athk_...).")
-    await scope_to_tenant(session, tenant_id)
-    key = await repository.find_key_by_hash(session, hash_key(token or ""))
-    if key is None or key.revoked_at is not None:
-        raise Unauthorized("The API key is unknown or revoked.")
-    await repository.touch_key(session, key)
-    return Caller(
-        tenant_id=tenant_id, key_id=key.id, scopes=frozenset(Scope(s) for s in key.scopes)
-    )
+    key_hash = hash_key(token)
+    caller = verified_keys.get(key_hash)
+    if caller is None:
+        caller = await _verify(tenant_id, key_hash)
+        verified_keys.put(key_hash, caller)
+    return caller
+
+
+async def _verify(tenant_id: uuid.UUID, key_hash: bytes) -> Caller:
+    async with tenant_transaction(tenant_id) as session:
+        key = await repository.find_key_by_hash(session, key_hash)
+        if key is None or key.revoked_at is not None:
+            raise Unauthorized("The API key is unknown or revoked.")
+        await repository.touch_key(session, key)
+        tenant = await repository.get_tenant(session, tenant_id)
+        return Caller(
+            tenant_id=tenant_id,
+            key_id=key.id,
+            scopes=frozenset(Scope(s) for s in key.scopes),
+            default_region=tenant.default_region if tenant else None,
+        )

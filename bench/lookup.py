@@ -1,0 +1,223 @@
+"""Look-up benchmark (issue 3): batch throughput against the bare query, single-request latency.
+
+Loads 1,000,000 identities for one tenant and 100,000 for each of 9 others through the
+link store's COPY path, serves the API in a subprocess, then measures in the same run:
+  (a) batches of 1,000 raw e-mails through POST /v1/identity/lookup, identifiers/s,
+      against the same `key = ANY(...)` query sent directly with psycopg (the floor);
+  (b) single-identifier look-ups from 32 concurrent clients: requests/s, p50, p99.
+
+    .venv/bin/python bench/lookup.py [--main 1000000] [--others 100000] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import KeepAliveConnection, fresh_database, percentile, report, served_api
+
+from athos_identity import db
+from athos_identity.identity import repository
+from athos_identity.identity.hashing import hash_email
+from athos_identity.identity.normalize import normalize_email
+from athos_identity.identity.records import HashedCustomer
+from athos_identity.identity.service import hasher_for
+from athos_identity.tenants import service as tenants
+from athos_identity.tenants.schemas import Scope
+
+CHUNK = 25_000
+BATCH = 1_000
+BATCHES = 30
+CONCURRENCY = 32
+
+
+def email(tenant_index: int, i: int) -> str:
+    return f"Shopper.{i}+t{tenant_index}@Example.com"
+
+
+async def create_tenant(name: str) -> tuple[uuid.UUID, str]:
+    async with db.transaction() as session:
+        tenant, _, _ = await tenants.create_tenant(session, name, "US")
+    async with db.tenant_transaction(tenant.tenant_id) as session:
+        _, token = await tenants.create_key(session, tenant.tenant_id, [Scope.lookup])
+    return tenant.tenant_id, token
+
+
+async def load(tenant_id: uuid.UUID, tenant_index: int, count: int) -> None:
+    hasher = hasher_for(tenant_id)
+    for start in range(0, count, CHUNK):
+        customers = [
+            HashedCustomer(f"cust-{i}", (hash_email(email(tenant_index, i), hasher),))
+            for i in range(start, min(count, start + CHUNK))
+        ]
+        async with db.tenant_transaction(tenant_id) as session:
+            connector_id = await repository.api_connector_id(session, tenant_id)
+            await repository.replace_customer_links(session, tenant_id, connector_id, customers)
+
+
+def sample_emails(rng: random.Random, count: int, population: int) -> list[str]:
+    # one in ten is unknown to the store, as in real recipient lists
+    return [
+        email(0, rng.randrange(population)) if rng.random() < 0.9 else f"nobody{rng.random()}@x.org"
+        for _ in range(count)
+    ]
+
+
+def floor_rate(url: str, tenant_id: uuid.UUID, batches: list[list[str]]) -> float:
+    hasher = hasher_for(tenant_id)
+    keyed = [[hash_email(e, hasher).key for e in batch] for batch in batches]
+    query = (
+        "SELECT kind, key, connector_id, customer_id FROM identity_links"
+        " WHERE tenant_id = %s AND key = ANY(%s)"
+    )
+    with psycopg.connect(url) as conn:
+        conn.execute(query, (tenant_id, keyed[0])).fetchall()  # warm
+        started = time.perf_counter()
+        for keys in keyed:
+            conn.execute(query, (tenant_id, keys)).fetchall()
+        elapsed = time.perf_counter() - started
+    return len(keyed) * BATCH / elapsed
+
+
+def api_batch_rate(base: str, token: str, batches: list[list[str]], prehashed: bool) -> float:
+    headers = {"Authorization": f"Bearer {token}"}
+    kind = "email_sha256" if prehashed else "email"
+
+    def value(raw: str) -> str:
+        return hashlib.sha256(normalize_email(raw).encode()).hexdigest() if prehashed else raw
+
+    bodies = [
+        json.dumps({"identifiers": [{"type": kind, "value": value(e)} for e in batch]})
+        for batch in batches
+    ]
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+
+        def post(body: str) -> None:
+            response = client.post(
+                "/v1/identity/lookup", content=body, headers={"Content-Type": "application/json"}
+            )
+            response.raise_for_status()
+            assert len(response.json()["results"]) == BATCH
+
+        post(bodies[0])  # warm
+        started = time.perf_counter()
+        for body in bodies:
+            post(body)
+        elapsed = time.perf_counter() - started
+    return len(batches) * BATCH / elapsed
+
+
+async def single_lookups(
+    base: str, token: str, population: int, seconds: float, rate: float | None = None
+) -> dict[str, float]:
+    """32 clients in a closed loop (rate None: as fast as the API answers), or sharing a
+    fixed offered rate (open loop: latency without self-inflicted queueing)."""
+    url = urlsplit(base)
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies: list[float] = []
+    errors = 0
+
+    async def one_client(seed: int, warm_until: float, until: float) -> None:
+        nonlocal errors
+        rng = random.Random(seed)
+        connection = KeepAliveConnection(url.hostname or "127.0.0.1", url.port or 80, headers)
+        interval = CONCURRENCY / rate if rate else 0.0
+        next_send = time.perf_counter() + rng.random() * interval
+        try:
+            while (now := time.perf_counter()) < until:
+                if interval:
+                    if next_send > now:
+                        await asyncio.sleep(next_send - now)
+                    now, next_send = time.perf_counter(), next_send + interval
+                identifier = {"type": "email", "value": email(0, rng.randrange(population))}
+                body = json.dumps({"identifiers": [identifier]}).encode()
+                status, _ = await connection.post_json("/v1/identity/lookup", body)
+                if now >= warm_until:
+                    latencies.append(time.perf_counter() - now)
+                    errors += status != 200
+        finally:
+            await connection.close()
+
+    warm_until = time.perf_counter() + 2
+    until = warm_until + seconds
+    await asyncio.gather(*(one_client(s, warm_until, until) for s in range(CONCURRENCY)))
+    prefix = "paced" if rate else "single"
+    return {
+        f"{prefix}_rps": round(len(latencies) / seconds, 1),
+        f"{prefix}_p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
+        f"{prefix}_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+        f"{prefix}_errors": errors,
+    }
+
+
+async def prepare(main: int, others: int) -> tuple[uuid.UUID, str, float]:
+    tenant_id, token = await create_tenant("bench main")
+    started = time.perf_counter()
+    await load(tenant_id, 0, main)
+    for index in range(1, 10):
+        other_id, _ = await create_tenant(f"bench other {index}")
+        await load(other_id, index, others)
+    load_rate = (main + 9 * others) / (time.perf_counter() - started)
+    await db.dispose_engine()
+    return tenant_id, token, load_rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--main", type=int, default=1_000_000)
+    parser.add_argument("--others", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2, help="API worker processes")
+    parser.add_argument("--seconds", type=float, default=15.0, help="each single look-up phase")
+    parser.add_argument(
+        "--rate", type=float, default=200.0, help="offered requests/s of the paced phase"
+    )
+    args = parser.parse_args()
+
+    with fresh_database() as url:
+        print(f"loading {args.main:,} + 9 x {args.others:,} identities ...", file=sys.stderr)
+        tenant_id, token, load_rate = asyncio.run(prepare(args.main, args.others))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE identity_links")
+        rng = random.Random(7)
+        batches = [sample_emails(rng, BATCH, args.main) for _ in range(BATCHES)]
+        floor = floor_rate(url, tenant_id, batches)
+        with served_api(db.as_psycopg_url(url), workers=args.workers) as base:
+            api = api_batch_rate(base, token, batches, prehashed=False)
+            api_prehashed = api_batch_rate(base, token, batches, prehashed=True)
+            single = asyncio.run(single_lookups(base, token, args.main, args.seconds))
+            paced = asyncio.run(single_lookups(base, token, args.main, args.seconds, args.rate))
+    report(
+        {
+            "bench": "lookup",
+            "identities": args.main + 9 * args.others,
+            "load_identities_per_s": round(load_rate),
+            "floor_identifiers_per_s": round(floor),
+            "api_identifiers_per_s": round(api),
+            "batch_ratio": round(api / floor, 3),
+            "api_prehashed_identifiers_per_s": round(api_prehashed),
+            "prehashed_batch_ratio": round(api_prehashed / floor, 3),
+            **single,
+            "offered_rps": args.rate,
+            **paced,
+            "api_workers": args.workers,
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from athos_identity.cli import main
+
+main()
