@@ -185,3 +185,42 @@ async def test_store_cannot_change_once_granted(
         f"/v1/connectors/{connector['id']}", json={"name": "renamed"}, headers=tenant.admin
     )
     assert renamed.status_code == 200 and renamed.json()["store"] == "first1"
+
+
+async def test_credentials_are_reencrypted_after_a_key_rotation(
+    client: httpx.AsyncClient, tenant: TenantKeys, owner_conn, monkeypatch
+) -> None:
+    from athos_identity.connectors import service
+    from athos_identity.connectors.models import CredentialKind
+    from athos_identity.settings import get_settings
+
+    connector_id = (
+        await create(client, tenant, platform="shopify", name="s", store="rot.myshopify.com")
+    ).json()["id"]
+    async with db.tenant_transaction(tenant.tenant_id) as session:
+        connector = await service.get_connector(session, tenant.tenant_id, uuid.UUID(connector_id))
+        hint = await service.store_credential(
+            session, connector, CredentialKind.shopify_access, "shpat_" + "s" * 32
+        )
+    assert hint == "…ssss"
+    before = owner_conn.execute(
+        "SELECT ciphertext, key_version FROM connector_credentials WHERE connector_id = %s",
+        (connector_id,),
+    ).fetchone()
+    assert before[1] == 1
+
+    monkeypatch.setattr(get_settings(), "credentials_key_version", 2)
+    async with db.tenant_transaction(tenant.tenant_id) as session:
+        assert await service.reencrypt_credentials(session, tenant.tenant_id) == 1
+    async with db.tenant_transaction(tenant.tenant_id) as session:
+        assert await service.reencrypt_credentials(session, tenant.tenant_id) == 0
+        connector = await service.get_connector(session, tenant.tenant_id, uuid.UUID(connector_id))
+        secret = await service.read_credential(session, connector, CredentialKind.shopify_access)
+    assert secret == "shpat_" + "s" * 32
+    after = owner_conn.execute(
+        "SELECT ciphertext, key_version FROM connector_credentials WHERE connector_id = %s",
+        (connector_id,),
+    ).fetchone()
+    assert after[1] == 2 and bytes(after[0])[1:3] == b"\x00\x02" and after[0] != before[0]
+    listed = (await client.get("/v1/connectors", headers=tenant.admin)).json()
+    assert listed[0]["credential_hint"] == "…ssss"

@@ -106,6 +106,21 @@ async def get_credential(
     return result.scalar_one_or_none()
 
 
+async def credentials_not_at_version(
+    session: AsyncSession, tenant_id: uuid.UUID, key_version: int, limit: int = 500
+) -> list[ConnectorCredential]:
+    result = await session.execute(
+        select(ConnectorCredential)
+        .where(
+            ConnectorCredential.tenant_id == tenant_id,
+            ConnectorCredential.key_version != key_version,
+        )
+        .limit(limit)
+        .with_for_update()
+    )
+    return list(result.scalars())
+
+
 async def upsert_credential(session: AsyncSession, credential: ConnectorCredential) -> None:
     """Insert or replace in one statement: readers see the old secret or the new, never none."""
     values = {

@@ -335,3 +335,30 @@ async def read_credential_quietly(
     except crypto.CredentialDecryptionError:
         log.warning("connector %s: stored %s unreadable; ignored", connector.id, kind.value)
         return None
+
+
+async def reencrypt_credentials(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+    """Rewrite the tenant's credentials made with an older key version (key rotation: set
+    ATHOS_CREDENTIALS_KEY_VERSION to a new number, then run this per tenant). Returns how
+    many were rewritten; unreadable ones are left as they are and logged."""
+    current = crypto.current_key_version()
+    rewritten = 0
+    for row in await repository.credentials_not_at_version(session, tenant_id, current):
+        try:
+            secret = crypto.decrypt_credential(
+                row.ciphertext,
+                tenant_id=row.tenant_id,
+                connector_id=row.connector_id,
+                purpose=row.kind,
+            )
+        except crypto.CredentialDecryptionError:
+            log.warning("connector %s: stored %s unreadable; not re-encrypted",
+                        row.connector_id, row.kind)  # fmt: skip
+            continue
+        row.ciphertext = crypto.encrypt_credential(
+            secret, tenant_id=row.tenant_id, connector_id=row.connector_id, purpose=row.kind
+        )
+        row.key_version = current
+        rewritten += 1
+    await session.flush()
+    return rewritten
