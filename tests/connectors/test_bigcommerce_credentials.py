@@ -202,6 +202,8 @@ async def test_bad_input_is_rejected_precisely_and_stores_nothing(
          "body.api_path", "api.bigcommerce.com"),
         ({"access_token": token, "api_path": f"http://api.bigcommerce.com/stores/{bc_store.store_hash}/v3/"},
          "body.api_path", "API path"),
+        ({"access_token": token, "api_path": "https://api.bigcommerce.com/stores/nosuch404/v3"},
+         "body.api_path", "no store with hash nosuch404"),
         ({"access_token": token, "api_path": "https://[api.bigcommerce.com/stores/x/v3/"},
          "body.api_path", "API path"),
         ({"access_token": token, "api_path": "https://api.bigcommerce.com/v3/"},
