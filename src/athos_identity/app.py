@@ -14,6 +14,7 @@ from sqlalchemy import text
 from athos_identity import __version__
 from athos_identity.connectors.bigcommerce.routes import router as bigcommerce_router
 from athos_identity.connectors.routes import router as connectors_router
+from athos_identity.connectors.shopify.routes import router as shopify_router
 from athos_identity.db import dispose_engine, get_engine, head_revision
 from athos_identity.identity.routes import router as identity_router
 from athos_identity.kit.errors import install_problem_handlers, problem
@@ -41,6 +42,7 @@ def create_app() -> FastAPI:
     app.include_router(tenants_router)
     app.include_router(connectors_router)
     app.include_router(bigcommerce_router)
+    app.include_router(shopify_router)
     app.include_router(identity_router)
     _add_health_routes(app)
     return app

@@ -1,0 +1,164 @@
+"""Shopify's mandatory privacy topics. Never commits; ids and counts only, never PII.
+
+- customers/data_request: record the request and what we hold for that customer: its id,
+  whether hashed e-mails/phones link to it (how many, never the hashes) and which of the
+  requested orders we have a record of. Retrievable through
+  GET /v1/connectors/{id}/shopify/compliance-requests.
+- customers/redact: erase the customer's identity links and our records of the listed
+  orders. The hashed identifiers of orders live in the sales tables, which come with the
+  jobs issue: erasing them there is to be added to `redact_customer` then.
+- shop/redact: erase everything of that shop (the connector's data; the connector stays,
+  revoked, so the console can show what happened).
+
+Payloads as documented by Shopify:
+    data_request: {shop_id, shop_domain, orders_requested: [ids], customer: {id, email,
+                   phone}, data_request: {id}}
+    redact:       {shop_id, shop_domain, customer: {id, email, phone}, orders_to_redact}
+    shop/redact:  {shop_id, shop_domain}
+The e-mail and phone in them are never read.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from athos_identity.connectors import repository as connector_repository
+from athos_identity.connectors import service as connectors
+from athos_identity.connectors.models import Connector, ConnectorState
+from athos_identity.connectors.shopify import repository
+from athos_identity.connectors.shopify.models import ShopifyComplianceRequest
+from athos_identity.identity import repository as identity_repository
+from athos_identity.kit.errors import BadRequest
+
+log = logging.getLogger(__name__)
+
+DATA_REQUEST = "customers/data_request"
+CUSTOMER_REDACT = "customers/redact"
+SHOP_REDACT = "shop/redact"
+TOPICS = (DATA_REQUEST, CUSTOMER_REDACT, SHOP_REDACT)
+
+
+def _id(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | str) and str(value).strip():
+        return str(value).strip()[:100]
+    return None
+
+
+def _ids(values: Any) -> list[str]:
+    if not isinstance(values, list):
+        return []
+    return [i for i in (_id(v) for v in values[:10_000]) if i is not None]
+
+
+def _customer_id(payload: dict[str, Any]) -> str:
+    customer = payload.get("customer")
+    found = _id(customer.get("id")) if isinstance(customer, dict) else None
+    if found is None:
+        raise BadRequest("The compliance payload has no customer.id.")
+    return found
+
+
+async def handle(
+    session: AsyncSession,
+    connector: Connector,
+    topic: str,
+    webhook_id: str,
+    payload: dict[str, Any],
+) -> ShopifyComplianceRequest:
+    now = datetime.now(UTC)
+    request = ShopifyComplianceRequest(
+        tenant_id=connector.tenant_id,
+        id=uuid.uuid4(),
+        connector_id=connector.id,
+        shop=connector.store or "",
+        topic=topic,
+        webhook_id=webhook_id[:200],
+        order_ids=[],
+        result={},
+    )
+    if topic == DATA_REQUEST:
+        customer_id = _customer_id(payload)
+        request.customer_id = customer_id
+        data_request = payload.get("data_request")
+        request.shopify_request_id = (
+            _id(data_request.get("id")) if isinstance(data_request, dict) else None
+        )
+        request.order_ids = _ids(payload.get("orders_requested"))
+        request.result = await data_held(session, connector, customer_id, request.order_ids)
+    elif topic == CUSTOMER_REDACT:
+        customer_id = _customer_id(payload)
+        request.customer_id = customer_id
+        request.order_ids = _ids(payload.get("orders_to_redact"))
+        request.result = await redact_customer(session, connector, customer_id, request.order_ids)
+    elif topic == SHOP_REDACT:
+        request.result = await redact_shop(session, connector)
+    else:  # pragma: no cover - the caller routes only these topics
+        raise ValueError(topic)
+    request.completed_at = now
+    saved = await repository.add_compliance_request(session, request)
+    log.info("connector %s: %s handled (request %s)", connector.id, topic, saved.id)
+    return saved
+
+
+async def data_held(
+    session: AsyncSession, connector: Connector, customer_id: str, order_ids: list[str]
+) -> dict[str, Any]:
+    counts = await repository.link_counts_of_customer(
+        session, connector.tenant_id, connector.id, customer_id
+    )
+    orders = await repository.delivery_counts_of(
+        session, connector.tenant_id, connector.id, "order", order_ids
+    )
+    return {
+        "customer_id": customer_id,
+        "hashed_emails": counts["email"],
+        "hashed_phones": counts["phone"],
+        "holds_customer": counts["email"] + counts["phone"] > 0,
+        "orders_held": orders,
+        "raw_personal_data": False,
+        "note": "Only keyed one-way hashes of e-mail addresses and phone numbers are kept, "
+        "linked to the customer id; no name, address, e-mail or phone in clear.",
+    }
+
+
+async def redact_customer(
+    session: AsyncSession, connector: Connector, customer_id: str, order_ids: list[str]
+) -> dict[str, Any]:
+    links = await identity_repository.delete_links_of_customer(
+        session, connector.tenant_id, customer_id, connector.id
+    )
+    customer_hooks = await repository.delete_deliveries_of(
+        session, connector.tenant_id, connector.id, "customer", [customer_id]
+    )
+    order_hooks = await repository.delete_deliveries_of(
+        session, connector.tenant_id, connector.id, "order", order_ids
+    )
+    # The sales tables (hashed e-mail/phone of orders) come with the jobs issue; their
+    # erasure for `order_ids` belongs here as soon as they exist.
+    return {
+        "customer_id": customer_id,
+        "identity_links_deleted": links,
+        "webhook_records_deleted": customer_hooks + order_hooks,
+        "orders_redacted": order_ids,
+    }
+
+
+async def redact_shop(session: AsyncSession, connector: Connector) -> dict[str, Any]:
+    locked = await connectors.get_connector(
+        session, connector.tenant_id, connector.id, for_update=True
+    )
+    purged = await connector_repository.purge_connector_data(session, locked.tenant_id, locked.id)
+    locked.state = ConnectorState.revoked.value
+    locked.scopes = []
+    locked.warnings = []
+    locked.webhook_secret_hash = None
+    locked.last_error = "Shopify asked to erase this shop's data (shop/redact); erased."
+    await connector_repository.touch(session, locked)
+    return {"purged": purged}

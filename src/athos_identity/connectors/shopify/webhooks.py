@@ -1,0 +1,225 @@
+"""Receiving Shopify webhooks: verify, deduplicate, route by topic.
+
+- Verification: `shopify_app.verify_webhook_req` (Shopify's package) checks
+  X-Shopify-Hmac-Sha256 = base64 HMAC-SHA256 of the raw body, in constant time, with the
+  current and the previous client secret (rotation). Any failure, a missing header
+  included, answers 401 and touches nothing.
+- Routing: the shop comes from X-Shopify-Shop-Domain (for the compliance topics it must
+  equal the signed body's `shop_domain`). Every tenant's connector of that shop gets the
+  event, each in its own tenant-scoped transaction.
+- Deduplication: X-Shopify-Webhook-Id, recorded in `webhook_deliveries` in the same
+  transaction as the event's effect: a retried delivery changes nothing.
+- Topics: customers/create|update (hash e-mail and phones, replace the customer's links),
+  customers/delete (drop its links), orders/create|updated|delete (recorded for the pull
+  jobs, which fetch the order's sales data; nothing else yet), app/uninstalled (revoke
+  without calling Shopify), the three compliance topics (`compliance.py`). Others: 200,
+  ignored, logged by topic.
+
+This module commits its own transactions (no API key: nothing scopes a request session).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from shopify_app import verify_webhook_req
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from athos_identity import db
+from athos_identity.connectors import repository as connector_repository
+from athos_identity.connectors.models import Connector, ConnectorState, WebhookDelivery
+from athos_identity.connectors.shopify import compliance, oauth, repository, service
+from athos_identity.connectors.shopify.client import app_credentials, app_secrets
+from athos_identity.identity import repository as identity_repository
+from athos_identity.identity.records import CustomerRecord, hash_customer
+from athos_identity.identity.service import hasher_for
+from athos_identity.kit.errors import BadRequest, PayloadTooLarge, Unauthorized
+from athos_identity.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+CUSTOMER_TOPICS = ("customers/create", "customers/update")
+ORDER_TOPICS = ("orders/create", "orders/updated", "orders/delete")
+UNINSTALLED = "app/uninstalled"
+KNOWN_TOPICS = (*CUSTOMER_TOPICS, "customers/delete", *ORDER_TOPICS, UNINSTALLED,
+                *compliance.TOPICS)  # fmt: skip
+
+
+@dataclass
+class Received:
+    status: str  # processed | duplicate | ignored
+    topic: str | None = None
+    connectors: int = 0
+    outcomes: list[str] = field(default_factory=list)
+
+
+def _unauthorized() -> Unauthorized:
+    error = Unauthorized("The webhook signature (X-Shopify-Hmac-Sha256) is missing or wrong.")
+    error.headers = None  # not a Bearer challenge
+    return error
+
+
+def verify(headers: dict[str, str], body: bytes, url: str) -> None:
+    """401 unless the body is signed with the current or the previous client secret."""
+    secrets = app_secrets()
+    if not secrets:
+        app_credentials()  # raises "not configured"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _unauthorized() from None
+    client_id = get_settings().shopify_client_id
+    result = verify_webhook_req(
+        {"method": "POST", "headers": headers, "url": url, "body": text},
+        {
+            "client_id": client_id or "",
+            "client_secret": secrets[0],
+            "old_client_secret": secrets[1] if len(secrets) > 1 else None,
+        },
+    )
+    if not result.ok:
+        log.warning("Shopify webhook refused: %s", result.log.code)
+        raise _unauthorized()
+
+
+def _parse(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise BadRequest("The webhook body is not JSON.") from None
+    if not isinstance(payload, dict):
+        raise BadRequest("The webhook body is not a JSON object.")
+    return payload
+
+
+async def receive(headers: dict[str, str], body: bytes, url: str) -> Received:
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge("The webhook body is larger than Shopify sends.")
+    lowered = {k.lower(): v for k, v in headers.items()}
+    verify(lowered, body, url)
+    topic = lowered.get("x-shopify-topic", "").strip().lower()
+    shop = lowered.get("x-shopify-shop-domain", "").strip().lower()
+    webhook_id = lowered.get("x-shopify-webhook-id", "").strip()
+    if not topic or not webhook_id or not oauth.is_valid_shop(shop):
+        raise BadRequest(
+            "A Shopify webhook needs X-Shopify-Topic, X-Shopify-Webhook-Id and a "
+            "myshopify.com X-Shopify-Shop-Domain."
+        )
+    if topic not in KNOWN_TOPICS:
+        log.info("Shopify webhook %s from %s ignored (topic not handled)", topic, shop)
+        return Received("ignored", topic)
+    payload = _parse(body)
+    if topic in compliance.TOPICS and str(payload.get("shop_domain", "")).lower() != shop:
+        raise BadRequest("The body's shop_domain differs from X-Shopify-Shop-Domain.")
+
+    async with db.transaction() as session:
+        targets = await repository.connectors_of_shop(session, shop)
+    if not targets:
+        log.info("Shopify webhook %s for %s: no connector of that shop", topic, shop)
+        return Received("ignored", topic)
+    outcomes: list[str] = []
+    for target in targets:
+        async with db.tenant_transaction(target.tenant_id) as session:
+            connector = await connector_repository.get_connector(
+                session, target.tenant_id, target.connector_id
+            )
+            if connector is None:
+                continue
+            outcomes.append(await _deliver(session, connector, topic, webhook_id, payload))
+    log.info("Shopify webhook %s for %s: %s", topic, shop, ",".join(outcomes) or "none")
+    if outcomes and all(o == "duplicate" for o in outcomes):
+        status = "duplicate"
+    elif any(o == "processed" for o in outcomes):
+        status = "processed"
+    else:
+        status = "ignored"
+    return Received(status, topic, len(targets), outcomes)
+
+
+def _resource(topic: str, payload: dict[str, Any]) -> tuple[str | None, str | None]:
+    kind = {"customers": "customer", "orders": "order", "app": "shop", "shop": "shop"}.get(
+        topic.split("/", 1)[0]
+    )
+    if topic in compliance.TOPICS and topic != compliance.SHOP_REDACT:
+        customer = payload.get("customer")
+        raw = customer.get("id") if isinstance(customer, dict) else None
+        return "customer", compliance._id(raw)
+    return kind, compliance._id(payload.get("id"))
+
+
+async def _deliver(
+    session: AsyncSession,
+    connector: Connector,
+    topic: str,
+    webhook_id: str,
+    payload: dict[str, Any],
+) -> str:
+    is_compliance = topic in compliance.TOPICS
+    active = connector.state in (ConnectorState.granted, ConnectorState.needs_reauthorization)
+    if not is_compliance and topic != UNINSTALLED and not active:
+        return "ignored"
+    resource_type, resource_id = _resource(topic, payload)
+    recorded = await connector_repository.record_delivery(
+        session,
+        WebhookDelivery(
+            tenant_id=connector.tenant_id,
+            connector_id=connector.id,
+            delivery_key=webhook_id[:300],
+            topic=topic,
+            resource_type=resource_type,
+            resource_id=resource_id,
+        ),
+    )
+    if not recorded:
+        return "duplicate"
+    if is_compliance:
+        await compliance.handle(session, connector, topic, webhook_id, payload)
+    elif topic == UNINSTALLED:
+        await service.revoke_after_uninstall(session, connector)
+    elif topic in CUSTOMER_TOPICS:
+        await _upsert_customer(session, connector, payload)
+        await _mark_processed(session, connector, webhook_id)
+    elif topic == "customers/delete":
+        if resource_id is not None:
+            await identity_repository.delete_links_of_customer(
+                session, connector.tenant_id, resource_id, connector.id
+            )
+        await _mark_processed(session, connector, webhook_id)
+    # orders/*: recorded (processed_at NULL) for the pull jobs to fetch the order's sales
+    # data, which comes with the jobs issue.
+    return "processed"
+
+
+async def _upsert_customer(
+    session: AsyncSession, connector: Connector, payload: dict[str, Any]
+) -> None:
+    customer_id = compliance._id(payload.get("id"))
+    if customer_id is None:
+        raise BadRequest("The customer webhook has no id.")
+    emails = [payload.get("email")]
+    phones = [payload.get("phone")]
+    address = payload.get("default_address")
+    if isinstance(address, dict):
+        phones.append(address.get("phone"))
+    region = connector.store_country or await repository.tenant_region(session, connector.tenant_id)
+    record = CustomerRecord(
+        customer_id=customer_id,
+        emails=tuple(e for e in emails if isinstance(e, str) and e.strip()),
+        phones=tuple(dict.fromkeys(p for p in phones if isinstance(p, str) and p.strip())),
+        region=region,
+    )
+    hashed = hash_customer(record, hasher_for(connector.tenant_id))
+    del record, emails, phones, payload  # the raw values go no further
+    await identity_repository.replace_customer_links(
+        session, connector.tenant_id, connector.id, [hashed]
+    )
+
+
+async def _mark_processed(session: AsyncSession, connector: Connector, webhook_id: str) -> None:
+    await repository.mark_delivery_processed(
+        session, connector.tenant_id, connector.id, webhook_id[:300]
+    )
