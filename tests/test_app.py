@@ -7,7 +7,7 @@ import pytest
 
 from athos_identity import db
 from athos_identity.settings import Settings, get_settings, use_settings
-from conftest import TEST_MASTER_SECRET
+from support import TEST_MASTER_SECRET
 
 
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from athos_identity import db
 from athos_identity.settings import get_settings
-from conftest import DatabaseUnderTest, _create_database, _drop_database, create_tenant
+from support import DatabaseUnderTest, create_database, create_tenant, drop_database
 
 
 def _tables(url: str) -> set[str]:
@@ -24,7 +24,7 @@ def _tables(url: str) -> set[str]:
 def test_migrations_upgrade_downgrade_upgrade_on_an_empty_database(
     postgres_server: str, test_database
 ) -> None:
-    name, url = _create_database(postgres_server)
+    name, url = create_database(postgres_server)
     try:
         sqlalchemy_url = db.as_psycopg_url(url)
         db.migrate(sqlalchemy_url)
@@ -35,7 +35,7 @@ def test_migrations_upgrade_downgrade_upgrade_on_an_empty_database(
         db.migrate(sqlalchemy_url)
         assert _tables(url) == migrated
     finally:
-        _drop_database(postgres_server, name)
+        drop_database(postgres_server, name)
 
 
 async def test_a_scoped_session_without_a_tenant_filter_sees_only_its_own_rows(

@@ -1,6 +1,6 @@
 """Fixtures of the connector tests: the platform sandbox served by uvicorn on a free port.
 
-Not a conftest.py on purpose: several test directories importing `from conftest import ...`
+Not a conftest.py on purpose: several test directories importing `from support import ...`
 would then see this module instead of tests/conftest.py (they share the module name
 "conftest"). Test modules load it as a plugin: `pytest_plugins = ["bigcommerce_fixtures"]`.
 

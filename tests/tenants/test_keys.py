@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from conftest import TenantKeys, bearer, create_key
+from support import TenantKeys, bearer, create_key
 
 PROBLEM = "application/problem+json"
 
