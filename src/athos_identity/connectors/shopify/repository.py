@@ -107,7 +107,7 @@ async def link_counts_of_customer(
         ),
         {"tenant_id": tenant_id, "connector_id": connector_id, "customer_id": customer_id},
     )
-    counts = dict(result.tuples().all())
+    counts = {int(kind): int(count) for kind, count in result.all()}
     return {"email": int(counts.get(1, 0)), "phone": int(counts.get(2, 0))}
 
 
