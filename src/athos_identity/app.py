@@ -17,7 +17,10 @@ from athos_identity.connectors.routes import router as connectors_router
 from athos_identity.connectors.shopify.routes import router as shopify_router
 from athos_identity.db import dispose_engine, get_engine, head_revision
 from athos_identity.identity.routes import router as identity_router
+from athos_identity.jobs import close_jobs
 from athos_identity.kit.errors import install_problem_handlers, problem
+from athos_identity.sales.routes import router as sales_router
+from athos_identity.sync.routes import router as sync_router
 from athos_identity.tenants.routes import router as tenants_router
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,7 @@ READINESS_TIMEOUT_SECONDS = 3.0
 @asynccontextmanager
 async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
     yield
+    await close_jobs()
     await dispose_engine()
 
 
@@ -44,6 +48,8 @@ def create_app() -> FastAPI:
     app.include_router(bigcommerce_router)
     app.include_router(shopify_router)
     app.include_router(identity_router)
+    app.include_router(sync_router)
+    app.include_router(sales_router)
     _add_health_routes(app)
     return app
 

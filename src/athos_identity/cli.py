@@ -85,6 +85,51 @@ def serve(
     )
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Jobs run at once by this process.")] = 4,
+) -> None:
+    """Run background jobs (pulls, schedules); start as many as you like, on any host."""
+    from athos_identity.jobs import open_jobs
+    from athos_identity.sync.tasks import retry_stalled_jobs
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    _check_settings()
+    _announce_database()
+
+    async def run() -> None:
+        jobs = await open_jobs()
+        # Jobs of a worker killed before this one started go back to the queue at once.
+        await retry_stalled_jobs(jobs)
+        await jobs.run_worker_async(
+            concurrency=concurrency,
+            update_heartbeat_interval=settings.worker_heartbeat_seconds,
+            stalled_worker_timeout=settings.worker_stalled_seconds,
+        )
+
+    asyncio.run(run())
+
+
+@app.command()
+def sync(
+    connector_id: uuid.UUID,
+    full: Annotated[bool, typer.Option("--full", help="Everything, not just changes.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="Show progress until it ends.")] = False,
+    url: Annotated[str | None, typer.Option(help="The API (default ATHOS_PUBLIC_URL).")] = None,
+    key: Annotated[str, typer.Option(envvar="ATHOS_API_KEY", help="An admin API key.")] = "",
+) -> None:
+    """Start a pull of a connector through the API, and with --follow watch it run."""
+    from athos_identity.sync.progress import follow_run, start_run
+
+    base = url or get_settings().public_url
+    run_id = start_run(base, key, connector_id, "full" if full else "incremental", err)
+    out.print(f"sync run [bold]{run_id}[/bold] queued")
+    if follow:
+        status = follow_run(base, key, run_id, out)
+        raise typer.Exit(0 if status == "succeeded" else 1)
+
+
 @tenants_app.command("create")
 def tenants_create(
     name: str,

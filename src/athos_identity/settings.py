@@ -55,6 +55,20 @@ class Settings(BaseSettings):
     )
     public_url: str = "http://127.0.0.1:8000"
 
+    sync_interval_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=59,
+        description="Incremental pulls of granted connectors, every N minutes.",
+    )
+    sync_max_attempts: int = Field(
+        default=8, ge=1, description="Tries of a pull on transient errors, with backoff."
+    )
+    worker_heartbeat_seconds: float = 10.0
+    worker_stalled_seconds: float = Field(
+        default=60.0, description="A worker silent this long is dead: its jobs are retried."
+    )
+
     shopify_base_url: str = "https://{shop}"
     shopify_api_version: str = "2026-10"
     shopify_client_id: str | None = None

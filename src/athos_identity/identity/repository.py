@@ -184,3 +184,80 @@ async def delete_links_of_connector(
         {"tenant_id": tenant_id, "connector_id": connector_id},
     )
     return result.rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+# --- the customers a connector knows (for deletions and full-sync sweeps) ------------------
+
+
+async def mark_customers_seen(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    connector_id: uuid.UUID,
+    customer_ids: Sequence[str],
+    run_id: uuid.UUID | None,
+) -> None:
+    await session.execute(
+        text(
+            "INSERT INTO customers (tenant_id, connector_id, customer_id, seen_in_run)"
+            " SELECT :tenant_id, :connector_id, c, :run_id FROM unnest(CAST(:ids AS text[])) c"
+            " ON CONFLICT (tenant_id, connector_id, customer_id) DO UPDATE"
+            " SET seen_in_run = coalesce(EXCLUDED.seen_in_run, customers.seen_in_run),"
+            "     updated_at = now()"
+        ),
+        {
+            "tenant_id": tenant_id,
+            "connector_id": connector_id,
+            "ids": list(customer_ids),
+            "run_id": run_id,
+        },
+    )
+
+
+async def delete_customers(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    connector_id: uuid.UUID,
+    customer_ids: Sequence[str],
+) -> int:
+    """Forget customers deleted on their platform: their links and their row."""
+    params = {"tenant_id": tenant_id, "connector_id": connector_id, "ids": list(customer_ids)}
+    await session.execute(
+        text(
+            "DELETE FROM identity_links WHERE tenant_id = :tenant_id"
+            " AND connector_id = :connector_id AND customer_id = ANY(:ids)"
+        ),
+        params,
+    )
+    result = await session.execute(
+        text(
+            "DELETE FROM customers WHERE tenant_id = :tenant_id"
+            " AND connector_id = :connector_id AND customer_id = ANY(:ids)"
+        ),
+        params,
+    )
+    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+async def sweep_customers(
+    session: AsyncSession, tenant_id: uuid.UUID, connector_id: uuid.UUID, run_id: uuid.UUID
+) -> int:
+    """After a full sync: forget the connector's customers that the run did not see."""
+    params = {"tenant_id": tenant_id, "connector_id": connector_id, "run_id": run_id}
+    await session.execute(
+        text(
+            "DELETE FROM identity_links l USING customers c"
+            " WHERE c.tenant_id = :tenant_id AND c.connector_id = :connector_id"
+            "   AND c.seen_in_run IS DISTINCT FROM :run_id"
+            "   AND l.tenant_id = c.tenant_id AND l.connector_id = c.connector_id"
+            "   AND l.customer_id = c.customer_id"
+        ),
+        params,
+    )
+    result = await session.execute(
+        text(
+            "DELETE FROM customers WHERE tenant_id = :tenant_id AND connector_id = :connector_id"
+            " AND seen_in_run IS DISTINCT FROM :run_id"
+        ),
+        params,
+    )
+    return result.rowcount  # type: ignore[attr-defined,no-any-return]

@@ -49,5 +49,4 @@ async def ingest(body: RecordsIn, session: Session, caller: AdminCaller) -> Inge
 @router.post("/erase", responses=PROBLEMS)
 async def erase(body: EraseIn, session: Session, caller: AdminCaller) -> EraseOut:
     """Forget identifiers or customers: their links are deleted at once."""
-    removed = await service.erase(session, caller, body.identifiers, body.customers)
-    return EraseOut(links_removed=removed)
+    return await service.erase(session, caller, body.identifiers, body.customers)

@@ -105,4 +105,5 @@ class EraseIn(BaseModel):
 
 
 class EraseOut(BaseModel):
-    links_removed: int
+    links_removed: int = Field(description="Identifier-to-customer links deleted.")
+    orders_scrubbed: int = Field(description="Orders whose hashed e-mail/phone were removed.")

@@ -20,6 +20,7 @@ from athos_identity.identity.hashing import (
 from athos_identity.identity.records import CustomerRecord, HashedCustomer, hash_customer
 from athos_identity.identity.schemas import (
     CustomerSelector,
+    EraseOut,
     IdentifierIn,
     IdentifierType,
     IngestOut,
@@ -27,6 +28,7 @@ from athos_identity.identity.schemas import (
     RecordIn,
 )
 from athos_identity.kit.errors import InvalidInput
+from athos_identity.sales import repository as sales
 from athos_identity.settings import get_settings
 from athos_identity.tenants.service import Caller
 
@@ -130,19 +132,21 @@ async def erase(
     caller: Caller,
     identifiers: Sequence[IdentifierIn],
     customers: Sequence[CustomerSelector],
-) -> int:
-    """Remove the links of the given identifiers and customers; returns how many went."""
+) -> EraseOut:
+    """Forget identifiers and customers: their links, and their hashes on orders."""
     if not identifiers and not customers:
         raise InvalidInput("Name at least one identifier or customer to erase.")
     tenant_id = caller.tenant_id
-    removed = 0
+    links = orders = 0
     if identifiers:
-        hashed = hash_identifiers(caller, identifiers)
-        removed += await repository.delete_links_by_keys(
-            session, tenant_id, [h.key for h in hashed]
-        )
+        keys = [h.key for h in hash_identifiers(caller, identifiers)]
+        links += await repository.delete_links_by_keys(session, tenant_id, keys)
+        orders += await sales.forget_identifiers(session, tenant_id, keys)
     for selector in customers:
-        removed += await repository.delete_links_of_customer(
+        links += await repository.delete_links_of_customer(
             session, tenant_id, selector.customer_id, selector.connector_id
         )
-    return removed
+        orders += await sales.forget_customer_identifiers(
+            session, tenant_id, selector.customer_id, selector.connector_id
+        )
+    return EraseOut(links_removed=links, orders_scrubbed=orders)

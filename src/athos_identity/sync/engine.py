@@ -1,0 +1,230 @@
+"""The platform-neutral pull loop (DESIGN.md §5).
+
+For each stream: ask the source for the next page after the checkpoint, hash it, and in ONE
+transaction write the records, advance the checkpoint and the run's counters. A process
+killed at any moment leaves the last committed page as the resume point, and every write
+is an idempotent upsert, so nothing is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from athos_identity.connectors import service as connectors
+from athos_identity.db import tenant_transaction
+from athos_identity.identity import repository as identity
+from athos_identity.identity.records import hash_customer
+from athos_identity.identity.service import hasher_for
+from athos_identity.sales import repository as sales
+from athos_identity.sales.records import hash_order
+from athos_identity.sync import repository
+from athos_identity.sync.models import SyncRun
+from athos_identity.sync.sources import Source, SourcePage, Stream, open_source
+from athos_identity.tenants.repository import get_tenant
+
+log = logging.getLogger(__name__)
+
+# Incremental pulls start this much before the last high-water mark: platforms index
+# updates with some lag, and re-reading a few records is harmless (upserts).
+OVERLAP = timedelta(minutes=5)
+STREAMS = (Stream.customers, Stream.orders)
+
+
+class RunGone(Exception):
+    """The run is not (or no longer) in the database: retried, then given up."""
+
+
+class RunCancelled(Exception):
+    """The run was cancelled while it ran; the pages already written stay."""
+
+
+async def run_pull(
+    tenant_id: uuid.UUID, run_id: uuid.UUID, should_abort: Callable[[], bool] = lambda: False
+) -> str:
+    """Run (or resume) a sync run to its end; returns its final status."""
+    started = await _start(tenant_id, run_id)
+    if started is None:
+        return "finished"
+    run, platform, region = started
+    log.info("sync run starts", extra={"tenant_id": tenant_id, "run_id": run_id})
+    async with open_source(tenant_id, run.connector_id, platform, region) as source:
+        for stream in STREAMS:
+            state = dict(run.checkpoint.get(stream.value) or {})
+            if state.get("done"):
+                continue
+            since = await _since(tenant_id, run, stream)
+            await _pull_stream(tenant_id, run, stream, state, source, since, should_abort)
+    await _finish(tenant_id, run_id)
+    return "succeeded"
+
+
+async def _start(tenant_id: uuid.UUID, run_id: uuid.UUID) -> tuple[SyncRun, str, str | None] | None:
+    """Mark the run running (counting the attempt); None when it has already ended."""
+    async with tenant_transaction(tenant_id) as session:
+        run = await repository.get_run(session, tenant_id, run_id, for_update=True)
+        if run is None:
+            raise RunGone(str(run_id))
+        if run.status not in ("queued", "running"):
+            return None
+        connector = await connectors.get_connector(session, tenant_id, run.connector_id)
+        connectors.require_usable(connector)
+        tenant = await get_tenant(session, tenant_id)
+        region = connector.store_country or (tenant.default_region if tenant else None)
+        await repository.update_run(
+            session,
+            tenant_id,
+            run_id,
+            status="running",
+            add_attempts=1,
+            started_at=run.started_at or datetime.now(UTC),
+        )
+        session.expunge(run)
+        return run, connector.platform, region
+
+
+async def _since(tenant_id: uuid.UUID, run: SyncRun, stream: Stream) -> datetime | None:
+    if run.mode == "full":
+        return None
+    async with tenant_transaction(tenant_id) as session:
+        high_water = await repository.get_cursor(session, tenant_id, run.connector_id, stream)
+    return high_water - OVERLAP if high_water else None
+
+
+async def _pull_stream(
+    tenant_id: uuid.UUID,
+    run: SyncRun,
+    stream: Stream,
+    state: dict[str, Any],
+    source: Source,
+    since: datetime | None,
+    should_abort: Callable[[], bool],
+) -> None:
+    async for page in source.pages(stream, since=since, position=state.get("position")):
+        if should_abort():
+            raise RunCancelled(str(run.id))
+        async with tenant_transaction(tenant_id) as session:
+            current = await repository.get_run(session, tenant_id, run.id, for_update=True)
+            if current is None or current.status != "running":
+                raise RunCancelled(str(run.id))
+            written = await _write_page(session, tenant_id, run, stream, page)
+            state["position"] = page.position
+            state["done"] = page.position is None
+            if page.high_water:
+                previous = state.get("high_water")
+                state["high_water"] = max(previous or "", page.high_water.isoformat())
+            if state["done"] and run.mode == "full":
+                written["deleted"] = await _sweep(session, tenant_id, run, stream)
+            checkpoint = {**current.checkpoint, stream.value: state}
+            await repository.update_run(
+                session,
+                tenant_id,
+                run.id,
+                checkpoint=checkpoint,
+                stream=stream.value,
+                add_pages=1,
+                add_customers=written.get("customers", 0),
+                add_orders=written.get("orders", 0),
+                add_skipped=written.get("skipped", 0),
+                add_deleted=written.get("deleted", 0),
+                estimated_total=_estimate(current, stream, page),
+                last_error=None,
+            )
+        run.checkpoint = checkpoint
+        if state["done"]:
+            return
+    # A source that ends without a final position-less page: the stream is complete.
+    async with tenant_transaction(tenant_id) as session:
+        deleted = await _sweep(session, tenant_id, run, stream) if run.mode == "full" else 0
+        state["done"] = True
+        run.checkpoint = {**run.checkpoint, stream.value: state}
+        await repository.update_run(
+            session, tenant_id, run.id, checkpoint=run.checkpoint, add_deleted=deleted
+        )
+
+
+def _estimate(run: SyncRun, stream: Stream, page: SourcePage) -> int | None:
+    if page.estimated_total is None:
+        return run.estimated_total
+    done_before = run.customers if stream is Stream.orders else 0
+    return max(run.estimated_total or 0, done_before + page.estimated_total)
+
+
+async def _write_page(
+    session: AsyncSession, tenant_id: uuid.UUID, run: SyncRun, stream: Stream, page: SourcePage
+) -> dict[str, int]:
+    hasher = hasher_for(tenant_id)
+    seen_in = run.id if run.mode == "full" else None
+    deleted = 0
+    if page.deleted_ids:
+        if stream is Stream.customers:
+            deleted = await identity.delete_customers(
+                session, tenant_id, run.connector_id, page.deleted_ids
+            )
+        else:
+            deleted = await sales.delete_orders(
+                session, tenant_id, run.connector_id, page.deleted_ids
+            )
+    if stream is Stream.customers:
+        hashed = [hash_customer(record, hasher) for record in page.customers]
+        await identity.replace_customer_links(session, tenant_id, run.connector_id, hashed)
+        await identity.mark_customers_seen(
+            session, tenant_id, run.connector_id, [c.customer_id for c in hashed], seen_in
+        )
+        skipped = sum(len(c.rejected) for c in hashed)
+        return {"customers": len(hashed), "skipped": skipped, "deleted": deleted}
+    orders = [hash_order(record, hasher) for record in page.orders]
+    await sales.upsert_orders(session, tenant_id, run.connector_id, orders, seen_in)
+    return {"orders": len(orders), "skipped": sum(o.skipped for o in orders), "deleted": deleted}
+
+
+async def _sweep(session: AsyncSession, tenant_id: uuid.UUID, run: SyncRun, stream: Stream) -> int:
+    """After a full pass: what the platform no longer has is removed here too."""
+    if stream is Stream.customers:
+        return await identity.sweep_customers(session, tenant_id, run.connector_id, run.id)
+    return await sales.sweep_orders(session, tenant_id, run.connector_id, run.id)
+
+
+async def _finish(tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
+    async with tenant_transaction(tenant_id) as session:
+        run = await repository.get_run(session, tenant_id, run_id, for_update=True)
+        if run is None or run.status != "running":
+            return
+        for stream in STREAMS:
+            high_water = (run.checkpoint.get(stream.value) or {}).get("high_water")
+            if high_water:
+                await repository.advance_cursor(
+                    session, tenant_id, run.connector_id, stream, datetime.fromisoformat(high_water)
+                )
+        await repository.update_run(
+            session,
+            tenant_id,
+            run_id,
+            status="succeeded",
+            finished_at=datetime.now(UTC),
+            stream=None,
+        )
+
+
+async def fail_run(tenant_id: uuid.UUID, run_id: uuid.UUID, reason: str) -> None:
+    """Mark a run failed with a reason that is safe to show (no identifiers, no tokens)."""
+    async with tenant_transaction(tenant_id) as session:
+        await repository.update_run(
+            session,
+            tenant_id,
+            run_id,
+            status="failed",
+            last_error=reason[:500],
+            finished_at=datetime.now(UTC),
+        )
+
+
+async def note_error(tenant_id: uuid.UUID, run_id: uuid.UUID, reason: str) -> None:
+    """Record a transient error on a run that will be retried."""
+    async with tenant_transaction(tenant_id) as session:
+        await repository.update_run(session, tenant_id, run_id, last_error=reason[:500])

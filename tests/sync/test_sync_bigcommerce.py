@@ -1,0 +1,189 @@
+"""Pulls of a BigCommerce store through the real job queue and worker, against the sandbox."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "connectors"))
+
+from sync_support import (
+    expected_answers,
+    granted_bigcommerce_connector,
+    run_jobs_until_idle,
+    run_until_ended,
+    snapshot,
+    start_sync,
+)
+
+pytest_plugins = ["bigcommerce_fixtures"]  # bc_store: a fresh sandbox store with a full token
+
+
+async def lookup_emails(
+    client: httpx.AsyncClient, admin: dict, emails: list[str]
+) -> list[set[str]]:
+    response = await client.post(
+        "/v1/identity/lookup",
+        json={"identifiers": [{"type": "email_sha256", "value": _sha(e)} for e in emails]},
+        headers=admin,
+    )
+    assert response.status_code == 200, response.text
+    return [{c["customer_id"] for c in r["customers"]} for r in response.json()["results"]]
+
+
+def _sha(normalized: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(normalized.encode()).hexdigest()
+
+
+async def full_sync(client: httpx.AsyncClient, admin: dict, connector_id: str) -> dict[str, Any]:
+    run_id = await start_sync(client, admin, connector_id, "full")
+    run = await run_until_ended(client, admin, run_id)
+    assert run["status"] == "succeeded", run
+    return run
+
+
+async def test_full_sync_links_every_customer_and_stores_sales_data(
+    client: httpx.AsyncClient, tenant: Any, bc_store: Any, owner_conn
+) -> None:
+    connector_id = await granted_bigcommerce_connector(client, tenant.admin, bc_store)
+    expected = expected_answers(bc_store)
+
+    run = await full_sync(client, tenant.admin, connector_id)
+
+    assert run["customers"] == expected["customer_count"]
+    assert run["orders"] == expected["order_count"]
+    assert run["pages"] >= 2 and run["finished_at"] and run["attempts"] == 1
+    emails = sorted(expected["customers_by_email"])
+    found = await lookup_emails(client, tenant.admin, emails)
+    assert found == [{str(i) for i in expected["customers_by_email"][e]} for e in emails]
+
+    # sales data: a customer's orders with their lines, and no personal data
+    buyer = next(
+        row[0]
+        for row in owner_conn.execute(
+            "SELECT customer_id FROM orders WHERE customer_id IS NOT NULL"
+        )
+    )
+    orders = await client.get(f"/v1/customers/{buyer}/orders", headers=tenant.admin)
+    assert orders.status_code == 200
+    body = orders.json()
+    assert body["orders"] and all(o["lines"] for o in body["orders"])
+    assert "@" not in orders.text
+    guests = owner_conn.execute("SELECT count(*) FROM orders WHERE customer_id IS NULL").fetchone()[
+        0
+    ]
+    assert guests == expected["guest_order_count"]
+
+
+async def test_one_sync_at_a_time_per_connector(
+    client: httpx.AsyncClient, tenant: Any, bc_store: Any
+) -> None:
+    connector_id = await granted_bigcommerce_connector(client, tenant.admin, bc_store)
+    first = await start_sync(client, tenant.admin, connector_id, "full")
+    second = await client.post(
+        f"/v1/connectors/{connector_id}/syncs", json={"mode": "incremental"}, headers=tenant.admin
+    )
+    assert second.status_code == 409
+    assert first in second.json()["detail"]
+    await run_jobs_until_idle()
+    history = (
+        await client.get(f"/v1/connectors/{connector_id}/syncs", headers=tenant.admin)
+    ).json()
+    assert [r["id"] for r in history] == [first]
+
+
+async def test_incremental_sync_picks_up_changes_and_full_sync_sweeps_deletions(
+    client: httpx.AsyncClient, tenant: Any, bc_store: Any
+) -> None:
+    connector_id = await granted_bigcommerce_connector(client, tenant.admin, bc_store)
+    await full_sync(client, tenant.admin, connector_id)
+    expected = expected_answers(bc_store)
+    some_email = sorted(expected["customers_by_email"])[0]
+    customer_id = sorted(expected["customers_by_email"][some_email])[0]
+
+    with bc_store.sandbox.client() as sandbox:
+        sandbox.patch(
+            f"/sandbox/bigcommerce/stores/{bc_store.store_hash}/customers/{customer_id}",
+            json={"email": "Moved.Customer@Example.org"},
+        ).raise_for_status()
+    run_id = await start_sync(client, tenant.admin, connector_id, "incremental")
+    await run_jobs_until_idle()
+    run = (await client.get(f"/v1/syncs/{run_id}", headers=tenant.admin)).json()
+    assert run["status"] == "succeeded" and run["mode"] == "incremental"
+    assert run["customers"] < expected["customer_count"], "only changes (and the overlap) are read"
+    found = await lookup_emails(client, tenant.admin, ["moved.customer@example.org", some_email])
+    assert str(customer_id) in found[0]
+    assert str(customer_id) not in found[1]
+
+    with bc_store.sandbox.client() as sandbox:
+        sandbox.delete(
+            f"/sandbox/bigcommerce/stores/{bc_store.store_hash}/customers/{customer_id}"
+        ).raise_for_status()
+    swept = await full_sync(client, tenant.admin, connector_id)
+    assert swept["deleted"] >= 1
+    assert await lookup_emails(client, tenant.admin, ["moved.customer@example.org"]) == [set()]
+
+
+async def test_faults_are_retried_and_the_data_is_exactly_right(
+    client: httpx.AsyncClient, tenant: Any, bc_store: Any, owner_conn
+) -> None:
+    connector_id = await granted_bigcommerce_connector(client, tenant.admin, bc_store)
+    clean = await full_sync(client, tenant.admin, connector_id)
+    before = snapshot(owner_conn, connector_id)
+
+    for kind in ("5xx", "429", "truncate", "drop"):
+        bc_store.add_fault(kind=kind, rate=0.3)
+    faulty = await full_sync(client, tenant.admin, connector_id)
+
+    assert (faulty["customers"], faulty["orders"]) == (clean["customers"], clean["orders"])
+    assert snapshot(owner_conn, connector_id) == before
+
+
+async def test_cancel_stops_a_queued_run(
+    client: httpx.AsyncClient, tenant: Any, bc_store: Any
+) -> None:
+    connector_id = await granted_bigcommerce_connector(client, tenant.admin, bc_store)
+    run_id = await start_sync(client, tenant.admin, connector_id, "full")
+    cancelled = await client.post(f"/v1/syncs/{run_id}/cancel", headers=tenant.admin)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    await run_jobs_until_idle()
+    run = (await client.get(f"/v1/syncs/{run_id}", headers=tenant.admin)).json()
+    assert run["status"] == "cancelled" and run["customers"] == 0
+    again = await client.post(
+        f"/v1/connectors/{connector_id}/syncs", json={"mode": "full"}, headers=tenant.admin
+    )
+    assert again.status_code == 202, "a cancelled run frees the connector"
+
+
+async def test_a_revoked_token_fails_the_run_and_asks_for_reauthorization(
+    client: httpx.AsyncClient, tenant: Any, bc_store: Any
+) -> None:
+    connector_id = await granted_bigcommerce_connector(client, tenant.admin, bc_store)
+    run_id = await start_sync(client, tenant.admin, connector_id, "full")
+    bc_store.delete_account(bc_store.token)
+    await run_jobs_until_idle()
+    run = (await client.get(f"/v1/syncs/{run_id}", headers=tenant.admin)).json()
+    assert run["status"] == "failed" and run["attempts"] == 1
+    connector = (await client.get(f"/v1/connectors/{connector_id}", headers=tenant.admin)).json()
+    assert connector["state"] == "needs_reauthorization"
+
+
+async def test_another_tenant_sees_no_runs(
+    client: httpx.AsyncClient, tenant: Any, other_tenant: Any, bc_store: Any
+) -> None:
+    connector_id = await granted_bigcommerce_connector(client, tenant.admin, bc_store)
+    run_id = await start_sync(client, tenant.admin, connector_id, "full")
+    assert (await client.get(f"/v1/syncs/{run_id}", headers=other_tenant.admin)).status_code == 404
+    listed = await client.get(f"/v1/connectors/{connector_id}/syncs", headers=other_tenant.admin)
+    assert listed.status_code == 404
+    cancel = await client.post(f"/v1/syncs/{run_id}/cancel", headers=other_tenant.admin)
+    assert cancel.status_code == 404
+    start = await client.post(
+        f"/v1/connectors/{connector_id}/syncs", json={"mode": "full"}, headers=other_tenant.admin
+    )
+    assert start.status_code == 404
