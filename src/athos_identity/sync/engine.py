@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from athos_identity.connectors import service as connectors
-from athos_identity.db import tenant_transaction
+from athos_identity.db import as_libpq_url, database_url, tenant_transaction
 from athos_identity.identity import repository as identity
 from athos_identity.identity.records import hash_customer
 from athos_identity.identity.service import hasher_for
@@ -25,7 +27,13 @@ from athos_identity.sales import repository as sales
 from athos_identity.sales.records import hash_order
 from athos_identity.sync import repository
 from athos_identity.sync.models import SyncRun
-from athos_identity.sync.sources import Source, SourcePage, Stream, open_source
+from athos_identity.sync.sources import (
+    Source,
+    SourcePage,
+    Stream,
+    TransientSourceError,
+    open_source,
+)
 from athos_identity.tenants.repository import get_tenant
 
 log = logging.getLogger(__name__)
@@ -44,24 +52,48 @@ class RunCancelled(Exception):
     """The run was cancelled while it ran; the pages already written stay."""
 
 
+class RunBusy(TransientSourceError):
+    """Another process is pulling this run (a job retried while its first worker still
+    lives): this one backs off and tries later."""
+
+
+@asynccontextmanager
+async def exclusive_pull(run_id: uuid.UUID) -> AsyncIterator[None]:
+    """Hold a session-level advisory lock for the whole pull.
+
+    procrastinate's per-connector lock keeps two *jobs* apart, but a job retried as stalled
+    while its worker still runs would be pulled twice; this lock lives on a connection of
+    its own, so it is released the moment its process dies."""
+    conninfo = as_libpq_url(database_url())
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as connection:
+        cursor = await connection.execute(
+            "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (f"pull:{run_id}",)
+        )
+        row = await cursor.fetchone()
+        if not (row and row[0]):
+            raise RunBusy(f"run {run_id} is being pulled by another worker")
+        yield
+
+
 async def run_pull(
     tenant_id: uuid.UUID, run_id: uuid.UUID, should_abort: Callable[[], bool] = lambda: False
 ) -> str:
     """Run (or resume) a sync run to its end; returns its final status."""
-    started = await _start(tenant_id, run_id)
-    if started is None:
-        return "finished"
-    run, platform, region = started
-    log.info("sync run starts", extra={"tenant_id": tenant_id, "run_id": run_id})
-    async with open_source(tenant_id, run.connector_id, platform, region) as source:
-        for stream in STREAMS:
-            state = dict(run.checkpoint.get(stream.value) or {})
-            if state.get("done"):
-                continue
-            since = await _since(tenant_id, run, stream)
-            await _pull_stream(tenant_id, run, stream, state, source, since, should_abort)
-    await _finish(tenant_id, run_id)
-    return "succeeded"
+    async with exclusive_pull(run_id):
+        started = await _start(tenant_id, run_id)
+        if started is None:
+            return "finished"
+        run, platform, region = started
+        log.info("sync run starts", extra={"tenant_id": tenant_id, "run_id": run_id})
+        async with open_source(tenant_id, run.connector_id, platform, region) as source:
+            for stream in STREAMS:
+                state = dict(run.checkpoint.get(stream.value) or {})
+                if state.get("done"):
+                    continue
+                since = await _since(tenant_id, run, stream)
+                await _pull_stream(tenant_id, run, stream, state, source, since, should_abort)
+        await _finish(tenant_id, run_id)
+        return "succeeded"
 
 
 async def _start(tenant_id: uuid.UUID, run_id: uuid.UUID) -> tuple[SyncRun, str, str | None] | None:
