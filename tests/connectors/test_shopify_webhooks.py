@@ -265,6 +265,12 @@ async def test_compliance_topics(
         ).json()
     ]
     assert topics == ["customers/data_request", "customers/redact", "shop/redact"]
+    redacted = owner_conn.execute(
+        "SELECT result FROM shopify_compliance_requests WHERE topic = 'customers/redact'"
+        " AND connector_id = %s",
+        (connector_id,),
+    ).fetchone()[0]
+    assert redacted["identity_links_deleted"] == held and "orders_identifiers_erased" in redacted
     dump = pg_dump()
     assert payload["shop_domain"] in dump  # the shop's name is no secret; people's data is
     for customer_id in (first,):

@@ -4,9 +4,9 @@
   whether hashed e-mails/phones link to it (how many, never the hashes) and which of the
   requested orders we have a record of. Retrievable through
   GET /v1/connectors/{id}/shopify/compliance-requests.
-- customers/redact: erase the customer's identity links and our records of the listed
-  orders. The hashed identifiers of orders live in the sales tables, which come with the
-  jobs issue: erasing them there is to be added to `redact_customer` then.
+- customers/redact: erase the customer's identity links, the hashed e-mail/phone on its
+  orders and on the listed orders (sales), and our webhook records of them. Ids are
+  Shopify's numeric ids, as in the payloads (the pulls store the same).
 - shop/redact: erase everything of that shop (the connector's data; the connector stays,
   revoked, so the console can show what happened).
 
@@ -34,6 +34,7 @@ from athos_identity.connectors.shopify import repository
 from athos_identity.connectors.shopify.models import ShopifyComplianceRequest
 from athos_identity.identity import repository as identity_repository
 from athos_identity.kit.errors import BadRequest
+from athos_identity.sales import repository as sales_repository
 
 log = logging.getLogger(__name__)
 
@@ -140,11 +141,13 @@ async def redact_customer(
     order_hooks = await repository.delete_deliveries_of(
         session, connector.tenant_id, connector.id, "order", order_ids
     )
-    # The sales tables (hashed e-mail/phone of orders) come with the jobs issue; their
-    # erasure for `order_ids` belongs here as soon as they exist.
+    orders = await sales_repository.forget_customer_identifiers(
+        session, connector.tenant_id, customer_id, connector.id, order_ids
+    )
     return {
         "customer_id": customer_id,
         "identity_links_deleted": links,
+        "orders_identifiers_erased": orders,
         "webhook_records_deleted": customer_hooks + order_hooks,
         "orders_redacted": order_ids,
     }
