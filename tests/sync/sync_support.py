@@ -31,12 +31,12 @@ async def granted_bigcommerce_connector(client: httpx.AsyncClient, admin: dict, 
     return str(connector_id)
 
 
-async def run_jobs_until_idle() -> None:
+async def run_jobs_until_idle(queues: tuple[str, ...] = (PULLS_QUEUE,)) -> None:
     """A real procrastinate worker, in this process, until no pull is left (the periodic
     scheduler's queue is left alone: its timing is not the test's)."""
     jobs = await open_jobs()
     await jobs.run_worker_async(
-        queues=[PULLS_QUEUE],
+        queues=list(queues),
         wait=False,
         install_signal_handlers=False,
         listen_notify=False,

@@ -187,3 +187,35 @@ async def test_another_tenant_sees_no_runs(
         f"/v1/connectors/{connector_id}/syncs", json={"mode": "full"}, headers=other_tenant.admin
     )
     assert start.status_code == 404
+
+
+async def test_hooks_bring_changes_and_deletions_without_a_sync(
+    client: httpx.AsyncClient, tenant: Any, bc_store: Any, bc_webhook_sink: Any, monkeypatch
+) -> None:
+    from athos_identity.settings import get_settings
+
+    monkeypatch.setattr(get_settings(), "public_url", bc_webhook_sink.url)
+    connector_id = await granted_bigcommerce_connector(client, tenant.admin, bc_store)
+    await full_sync(client, tenant.admin, connector_id)
+    expected = expected_answers(bc_store)
+    emails = sorted(expected["customers_by_email"])
+    changed = sorted(expected["customers_by_email"][emails[0]])[0]
+    removed = sorted(expected["customers_by_email"][emails[1]])[0]
+    store_path = f"/sandbox/bigcommerce/stores/{bc_store.store_hash}"
+    with bc_store.sandbox.client() as sandbox:
+        sandbox.patch(
+            f"{store_path}/customers/{changed}", json={"email": "Hooked.Change@Example.org"}
+        ).raise_for_status()
+        sandbox.delete(f"{store_path}/customers/{removed}").raise_for_status()
+
+    for delivery in bc_webhook_sink.wait_for(2):  # what BigCommerce POSTs, replayed as is
+        headers = {"Content-Type": "application/json", **{
+            k: v for k, v in delivery.headers.items() if k.lower().startswith("x-athos")
+        }}  # fmt: skip
+        received = await client.post(delivery.path, content=delivery.body, headers=headers)
+        assert received.json() == {"status": "recorded"}
+    await run_jobs_until_idle(queues=("hooks",))
+
+    found = await lookup_emails(client, tenant.admin, ["hooked.change@example.org", emails[1]])
+    assert str(changed) in found[0]
+    assert str(removed) not in found[1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -233,3 +233,17 @@ async def pending_deliveries(
         .limit(limit)
     )
     return list(result.scalars())
+
+
+async def mark_delivery_processed(
+    session: AsyncSession, tenant_id: uuid.UUID, connector_id: uuid.UUID, delivery_key: str
+) -> None:
+    await session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.tenant_id == tenant_id,
+            WebhookDelivery.connector_id == connector_id,
+            WebhookDelivery.delivery_key == delivery_key,
+        )
+        .values(processed_at=func.now())
+    )

@@ -321,6 +321,13 @@ class BigCommerceClient:
     async def get(self, path: str, **params: Any) -> Any:
         return (await self.request("GET", path, params=params or None))[1]
 
+    async def get_or_none(self, path: str, **params: Any) -> Any:
+        """Like `get`, but None for a record that does not exist (404)."""
+        response, body = await self.request(
+            "GET", path, params=params or None, allow=frozenset({404})
+        )
+        return None if response.status_code == 404 else body
+
     # -- validation ------------------------------------------------------------------------
 
     async def check_token(self) -> None:

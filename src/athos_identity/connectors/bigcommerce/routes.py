@@ -3,10 +3,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, BackgroundTasks, Header, Request
 
 from athos_identity.connectors import service as connectors
 from athos_identity.connectors.bigcommerce import service, webhooks
+from athos_identity.connectors.bigcommerce.tasks import queue_apply_hooks
 from athos_identity.connectors.routes import NOT_FOUND, PROBLEMS
 from athos_identity.connectors.schemas import (
     BigCommerceCredentialsOut,
@@ -76,10 +77,14 @@ async def receive_webhook(
     connector_id: uuid.UUID,
     request: Request,
     session: Session,
+    background: BackgroundTasks,
     secret: Annotated[str | None, Header(alias=service.WEBHOOK_SECRET_HEADER)] = None,
 ) -> dict[str, str]:
     """BigCommerce hook deliveries (ids only), authenticated by the connector's secret
-    header; recorded once for the pull jobs to fetch."""
+    header; recorded once, then a job fetches and stores the records they name."""
     body = await request.body()
     received = await webhooks.receive(session, connector_id, secret, body)
+    if received.status == "recorded" and received.tenant_id is not None:
+        # After the response, so after the delivery is committed: the job must find it.
+        background.add_task(queue_apply_hooks, received.tenant_id, connector_id)
     return {"status": received.status}

@@ -56,7 +56,7 @@ def customer_record(item: dict[str, Any], region: str | None) -> CustomerRecord:
     )
 
 
-def _embedded_lines(item: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+def embedded_lines(item: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
     lines: list[dict[str, Any]] = []
     truncated = False
     for consignment in item.get("consignments") or []:
@@ -135,7 +135,7 @@ class BigCommerceSource:
         result = await self.client.orders_page(page=page, modified_since=since)
         records = []
         for item in result.items:
-            lines, truncated = _embedded_lines(item)
+            lines, truncated = embedded_lines(item)
             if truncated:
                 lines = await self.client.order_products(int(item["id"]))
             records.append(order_record(item, lines, self.region))

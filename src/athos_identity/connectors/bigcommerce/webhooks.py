@@ -2,9 +2,9 @@
 
 BigCommerce payloads carry ids only (`{"scope": "store/customer/updated", "data": {"type":
 "customer", "id": 42}, "hash": "...", "created_at": ..., "producer": "stores/abc"}`). The
-handler records the event in `webhook_deliveries` and answers 200 at once; fetching the
-customer or order it names is the pull jobs' work (sync issue), which read the pending
-deliveries (`connectors.repository.pending_deliveries`) and set `processed_at`.
+handler records the event in `webhook_deliveries` and answers 200 at once; the job
+`bigcommerce.apply_hooks` (connectors/bigcommerce/hooks.py) then fetches the customer or
+order it names, stores it and sets `processed_at`.
 
 Deduplication: BigCommerce's `hash` is the SHA-1 of the payload's `data` (the resource),
 so it is the same for two successive updates of one customer; the delivery key is
@@ -43,6 +43,7 @@ _EMPTY_HASH = hash_webhook_secret("")
 class Received:
     status: str  # recorded | duplicate | ignored
     topic: str | None = None
+    tenant_id: uuid.UUID | None = None
 
 
 def tenant_of_secret(secret: str) -> uuid.UUID | None:
@@ -111,7 +112,7 @@ async def receive(
         "bigcommerce hook %s for connector %s: %s",
         topic, connector.id, "recorded" if recorded else "duplicate",
     )  # fmt: skip
-    return Received("recorded" if recorded else "duplicate", topic)
+    return Received("recorded" if recorded else "duplicate", topic, connector.tenant_id)
 
 
 def _parse(body: bytes) -> dict[str, Any]:
