@@ -15,6 +15,7 @@ from athos_identity import __version__
 from athos_identity.connectors.bigcommerce.routes import router as bigcommerce_router
 from athos_identity.connectors.routes import router as connectors_router
 from athos_identity.connectors.shopify.routes import router as shopify_router
+from athos_identity.console.routes import router as console_router
 from athos_identity.db import dispose_engine, get_engine, head_revision
 from athos_identity.identity.routes import router as identity_router
 from athos_identity.jobs import close_jobs
@@ -50,6 +51,7 @@ def create_app() -> FastAPI:
     app.include_router(identity_router)
     app.include_router(sync_router)
     app.include_router(sales_router)
+    app.include_router(console_router)
     _add_health_routes(app)
     return app
 
