@@ -1,5 +1,5 @@
 # Two commands on a bare machine with Python 3.11+ and make:
-#   make run   - the service on an embedded Postgres
+#   make run   - the service, a worker and the platform sandbox on an embedded Postgres
 #   make test  - every test
 PYTHON ?= python3
 VENV := .venv
@@ -20,8 +20,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 run: install
-	$(BIN)/athos-identity migrate
-	$(BIN)/athos-identity serve
+	$(BIN)/athos-identity dev
 
 test: install
 	$(BIN)/ruff check .

@@ -86,6 +86,19 @@ def serve(
 
 
 @app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    sandbox_port: Annotated[int, typer.Option(help="Sandbox port.")] = 8900,
+) -> None:
+    """Everything locally: embedded Postgres, sandbox, API, worker and a demo tenant."""
+    from athos_identity.devstack import run_dev
+
+    configure_logging(get_settings().log_level, json_output=False)
+    _check_settings()
+    run_dev(port, sandbox_port, err)
+
+
+@app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="Jobs run at once by this process.")] = 4,
 ) -> None:

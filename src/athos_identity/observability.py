@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 _CONTEXT_FIELDS = ("request_id", "tenant_id", "connector_id", "run_id")
+# Libraries that narrate every step at INFO (httpx logs each URL it calls).
+_CHATTY_LIBRARIES = ("pgserver", "alembic", "httpx", "procrastinate")
 
 
 class JsonFormatter(logging.Formatter):
@@ -38,3 +40,6 @@ def configure_logging(level: str = "INFO", *, json_output: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    if root.level > logging.DEBUG:
+        for name in _CHATTY_LIBRARIES:
+            logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
