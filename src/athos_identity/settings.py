@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,17 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         return self.env is Environment.production
 
+    @model_validator(mode="after")
+    def _platforms_are_real_in_production(self) -> Settings:
+        """In production the platform URLs must be HTTPS on public hosts: a sandbox or any
+        local address there would send merchants' tokens somewhere they must not go."""
+        if self.is_production:
+            for name in ("shopify_base_url", "bigcommerce_base_url"):
+                problem = _not_a_public_https_url(getattr(self, name).replace("{shop}", "x"))
+                if problem:
+                    raise ValueError(f"ATHOS_{name.upper()} {problem} (ATHOS_ENV=production)")
+        return self
+
     @cached_property
     def master_key(self) -> bytes:
         """The master secret as bytes; generated once per data dir in development."""
@@ -133,6 +146,22 @@ class Settings(BaseSettings):
         if self.is_production:
             raise ConfigurationError("ATHOS_MASTER_SECRET is required when ATHOS_ENV=production")
         return _development_master_secret(self.data_dir)
+
+
+def _not_a_public_https_url(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return "must use https"
+    host = (parts.hostname or "").lower()
+    if host in ("localhost", "") or host.endswith((".localhost", ".local", ".internal")):
+        return "must name a public host"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not address.is_global:
+        return "must name a public host"
+    return None
 
 
 def _development_master_secret(data_dir: Path) -> bytes:
