@@ -1,0 +1,405 @@
+"""Shopify as a pull source (DESIGN.md §5, §9): customers and orders as neutral records.
+
+Full sync (`since` is None): one bulk operation per stream (`bulk.py`).
+- Right after the operation starts, an empty page checkpoints `{"bulk": id, ...}`, so a run
+  killed while Shopify is still exporting resumes polling the same operation.
+- Customers have no children: pages of 250 are yielded as the JSONL downloads; the position
+  is `{"bulk": id, "lines": n}`, the rows already committed, skipped on resume.
+- Orders are complete only at the end of the file (children may come anywhere): rows are
+  spilled to an encrypted temporary file, then orders are yielded in id order; the position
+  is `{"bulk": id, "after": last order id}`.
+- FAILED, CANCELED, EXPIRED or stalled operations and expired result URLs: a new operation
+  is started (up to `MAX_OPERATIONS` per attempt; then the job retries later). A cut or
+  dropped download is fetched again (`DOWNLOAD_RETRIES`), skipping what was committed.
+
+Incremental sync: the `customers`/`orders` connections, oldest change first
+(`sortKey: UPDATED_AT`, `query: "updated_at:>='…'"`); the position is the page cursor. Pages
+are sized to stay under Shopify's 1000-point query cost: 240 customers (4 points each), 25
+orders with their first 5 lines; an order with more lines has the rest read by
+`order(id) { lineItems }` before its page is yielded.
+
+Errors: throttling, 429, 5xx, timeouts and cut bodies are retried by `ShopifyClient`; what
+is still failing becomes `TransientSourceError` (the job retries from the checkpoint). A 401
+is checked against the stored token first (another process may have refreshed it); if ours
+is the current one, the connector is marked `needs_reauthorization` and `CredentialRejected`
+raised. Tokens are re-read every few minutes, so a long export outlives the 1-hour access
+token (`tokens.shopify_access_token` refreshes it, and marks the connector on
+`invalid_grant`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from athos_identity import db
+from athos_identity.connectors import service as connectors
+from athos_identity.connectors.models import Platform
+from athos_identity.connectors.shopify import tokens
+from athos_identity.connectors.shopify.bulk import (
+    BulkGone,
+    BulkRunner,
+    Operation,
+    OrderSpill,
+    Truncated,
+    UrlExpired,
+    jsonl_rows,
+)
+from athos_identity.connectors.shopify.client import (
+    CredentialRejected,
+    ShopifyClient,
+    ShopifyUnavailable,
+    backoff_seconds,
+)
+from athos_identity.connectors.shopify.mapping import (
+    CUSTOMER_FIELDS,
+    LINE_FIELDS,
+    ORDER_FIELDS,
+    customer_record,
+    iso,
+    order_line,
+    order_record,
+)
+from athos_identity.sales.records import OrderRecord
+from athos_identity.sync.sources import SourcePage, Stream, TransientSourceError
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 250  # records per page handed to the engine from a bulk export
+CUSTOMERS_PER_QUERY = 240  # 2 + 240 x 4 = 962 points
+ORDERS_PER_QUERY = 25  # 2 + 25 x (1 + 1 + 2 + 1 + (2 + 5 x 5)) = 802 points
+LINES_PER_ORDER = 5
+LINES_PER_QUERY = 100  # 1 + 2 + 100 x 5 = 503 points
+MAX_OPERATIONS = 3
+DOWNLOAD_RETRIES = 3
+TOKEN_RECHECK_SECONDS = 300.0
+
+BULK_QUERIES = {
+    Stream.customers: f"{{ customers {{ edges {{ node {{ {CUSTOMER_FIELDS} }} }} }} }}",
+    Stream.orders: (
+        f"{{ orders {{ edges {{ node {{ {ORDER_FIELDS} "
+        f"lineItems {{ edges {{ node {{ {LINE_FIELDS} }} }} }} }} }} }} }}"
+    ),
+}
+CUSTOMERS_PAGE = f"""
+query Customers($first: Int!, $after: String, $query: String) {{
+  customers(first: $first, after: $after, sortKey: UPDATED_AT, query: $query) {{
+    pageInfo {{ hasNextPage endCursor }}
+    nodes {{ {CUSTOMER_FIELDS} }}
+  }}
+}}
+"""
+ORDERS_PAGE = f"""
+query Orders($first: Int!, $after: String, $query: String, $lines: Int!) {{
+  orders(first: $first, after: $after, sortKey: UPDATED_AT, query: $query) {{
+    pageInfo {{ hasNextPage endCursor }}
+    nodes {{
+      {ORDER_FIELDS}
+      lineItems(first: $lines) {{ pageInfo {{ hasNextPage endCursor }} nodes {{ {LINE_FIELDS} }} }}
+    }}
+  }}
+}}
+"""
+ORDER_LINES = f"""
+query OrderLines($id: ID!, $first: Int!, $after: String) {{
+  order(id: $id) {{
+    lineItems(first: $first, after: $after) {{
+      pageInfo {{ hasNextPage endCursor }} nodes {{ {LINE_FIELDS} }}
+    }}
+  }}
+}}
+"""
+
+
+def search_since(since: datetime) -> str:
+    moment = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"updated_at:>='{moment}'"
+
+
+class ShopifyApi:
+    """GraphQL with the connector's current token: re-read every few minutes (refreshed
+    when near expiry), and once more on a 401 before the connector is declared rejected."""
+
+    def __init__(self, tenant_id: uuid.UUID, connector_id: uuid.UUID) -> None:
+        self.tenant_id = tenant_id
+        self.connector_id = connector_id
+        self.shop: str | None = None
+        self._token: str | None = None
+        self._client: ShopifyClient | None = None
+        self._read_at = 0.0
+
+    async def _read_token(self) -> str:
+        async with db.tenant_transaction(self.tenant_id) as session:
+            connector = await connectors.get_connector(
+                session, self.tenant_id, self.connector_id, platform=Platform.shopify
+            )
+            token = await tokens.shopify_access_token(session, connector)
+            self.shop = connector.store
+        self._read_at = time.monotonic()
+        return token
+
+    async def _use(self, token: str) -> None:
+        if token == self._token and self._client is not None:
+            return
+        if self._client is not None:
+            await self._client.aclose()
+        assert self.shop is not None
+        self._token, self._client = token, ShopifyClient(self.shop, token)
+
+    async def open(self) -> None:
+        await self._use(await self._read_token())
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def query(self, gql: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        if self._client is None or time.monotonic() - self._read_at > TOKEN_RECHECK_SECONDS:
+            await self._use(await self._read_token())
+        assert self._client is not None
+        try:
+            return await self._client.query(gql, variables)
+        except CredentialRejected as rejected:
+            stale = self._token
+            await self._use(await self._read_token())  # raises when the grant is dead
+            if self._token == stale:
+                await tokens.record_rejection(self.tenant_id, self.connector_id, rejected.detail)
+                raise
+        except ShopifyUnavailable as unavailable:
+            raise TransientSourceError(unavailable.detail) from None
+        except httpx.TransportError as error:
+            raise TransientSourceError(type(error).__name__) from None
+        try:
+            return await self._client.query(gql, variables)
+        except CredentialRejected as rejected:
+            await tokens.record_rejection(self.tenant_id, self.connector_id, rejected.detail)
+            raise
+        except ShopifyUnavailable as unavailable:
+            raise TransientSourceError(unavailable.detail) from None
+
+
+class ShopifySource:
+    def __init__(
+        self,
+        api: ShopifyApi,
+        region: str | None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.api = api
+        self.region = region
+        self.bulk = BulkRunner(api.query)
+        self._transport = transport  # for the result downloads (tests)
+
+    async def pages(
+        self, stream: Stream, *, since: datetime | None, position: Any
+    ) -> AsyncIterator[SourcePage]:
+        if since is None and (position is None or isinstance(position, dict)):
+            pages = self._bulk_pages(stream, position)
+        elif stream is Stream.customers:
+            pages = self._customer_connection(since, position)
+        else:
+            pages = self._order_connection(since, position)
+        async for page in pages:
+            yield page
+
+    # --- full sync: bulk operations ---------------------------------------------------------
+
+    async def _bulk_pages(self, stream: Stream, position: Any) -> AsyncIterator[SourcePage]:
+        state: dict[str, Any] | None = dict(position) if position else None
+        started = 0
+        while True:
+            if state is None:
+                if started >= MAX_OPERATIONS:
+                    raise TransientSourceError(
+                        f"Shopify bulk export of {stream.value} failed {started} times"
+                    )
+                operation = await self.bulk.start(BULK_QUERIES[stream])
+                started += 1
+                state = {"bulk": operation.id}
+                yield SourcePage(position=dict(state))  # checkpoint the operation id
+            try:
+                operation = await self.bulk.wait(state["bulk"])
+            except BulkGone as gone:
+                log.warning("Shopify %s export: %s; starting a new one", stream.value, gone)
+                state = None
+                continue
+            if not operation.url:  # nothing matched: Shopify gives no file
+                yield SourcePage(position=None, estimated_total=0)
+                return
+            try:
+                async for page in self._download(stream, operation, state):
+                    yield page
+                return
+            except UrlExpired:
+                log.warning("Shopify %s export's file is gone; starting a new one", stream.value)
+                state = None
+
+    async def _download(
+        self, stream: Stream, operation: Operation, state: dict[str, Any]
+    ) -> AsyncIterator[SourcePage]:
+        for attempt in range(DOWNLOAD_RETRIES + 1):
+            try:
+                if stream is Stream.customers:
+                    async for page in self._customer_rows(operation, state):
+                        yield page
+                else:
+                    async for page in self._order_rows(operation, state):
+                        yield page
+                return
+            except (Truncated, httpx.TransportError) as error:
+                reason = f"{type(error).__name__}: {error}"[:200]
+                if attempt >= DOWNLOAD_RETRIES:
+                    raise TransientSourceError(
+                        f"Shopify export download failed: {reason}"
+                    ) from None
+                log.info("Shopify export download cut (%s); again", reason)
+                await asyncio.sleep(backoff_seconds(attempt))
+
+    async def _customer_rows(
+        self, operation: Operation, state: dict[str, Any]
+    ) -> AsyncIterator[SourcePage]:
+        """Pages as the file downloads; `state["lines"]` = rows committed (skipped here)."""
+        committed = int(state.get("lines") or 0)
+        seen = 0
+        records = []
+        updated: list[datetime] = []
+        async for row in jsonl_rows(operation.url or "", transport=self._transport):
+            seen += 1
+            if seen <= committed:
+                continue
+            records.append(customer_record(row, self.region))
+            if (moment := iso(row.get("updatedAt"))) is not None:
+                updated.append(moment)
+            if len(records) >= PAGE_SIZE:
+                state["lines"] = seen
+                yield SourcePage(
+                    position=dict(state),
+                    customers=records,
+                    high_water=max(updated, default=None),
+                    estimated_total=operation.root_object_count or None,
+                )
+                records, updated = [], []
+        if seen < operation.object_count:
+            raise Truncated(f"{seen} of {operation.object_count} rows")
+        state["lines"] = seen
+        yield SourcePage(
+            position=None,
+            customers=records,
+            high_water=max(updated, default=None),
+            estimated_total=operation.root_object_count or None,
+        )
+
+    async def _order_rows(
+        self, operation: Operation, state: dict[str, Any]
+    ) -> AsyncIterator[SourcePage]:
+        """The whole file into the spill, then orders in id order; `state["after"]` = the
+        last order committed (it and earlier ones are skipped)."""
+        after = state.get("after")
+        seen = 0
+        with OrderSpill() as spill:
+            async for row in jsonl_rows(operation.url or "", transport=self._transport):
+                seen += 1
+                spill.add(row, after)
+            if seen < operation.object_count:
+                raise Truncated(f"{seen} of {operation.object_count} rows")
+            for batch in spill.pages(PAGE_SIZE):
+                orders = [
+                    order_record(node, tuple(order_line(x) for x in lines), self.region)
+                    for node, lines in batch
+                ]
+                state["after"] = int(orders[-1].order_id)
+                yield _order_page(dict(state), orders, operation.root_object_count)
+        yield SourcePage(position=None)
+
+    # --- incremental sync: paged connections ------------------------------------------------
+
+    async def _customer_connection(
+        self, since: datetime | None, cursor: Any
+    ) -> AsyncIterator[SourcePage]:
+        search = search_since(since) if since else None
+        after = cursor if isinstance(cursor, str) else None
+        while True:
+            data = await self.api.query(
+                CUSTOMERS_PAGE, {"first": CUSTOMERS_PER_QUERY, "after": after, "query": search}
+            )
+            connection = data.get("customers") or {}
+            nodes = connection.get("nodes") or []
+            info = connection.get("pageInfo") or {}
+            after = info.get("endCursor") if info.get("hasNextPage") else None
+            updated = [d for d in (iso(n.get("updatedAt")) for n in nodes) if d]
+            yield SourcePage(
+                position=after,
+                customers=[customer_record(n, self.region) for n in nodes],
+                high_water=max(updated, default=None),
+            )
+            if after is None:
+                return
+
+    async def _order_connection(
+        self, since: datetime | None, cursor: Any
+    ) -> AsyncIterator[SourcePage]:
+        search = search_since(since) if since else None
+        after = cursor if isinstance(cursor, str) else None
+        while True:
+            data = await self.api.query(
+                ORDERS_PAGE,
+                {
+                    "first": ORDERS_PER_QUERY,
+                    "after": after,
+                    "query": search,
+                    "lines": LINES_PER_ORDER,
+                },
+            )
+            connection = data.get("orders") or {}
+            info = connection.get("pageInfo") or {}
+            after = info.get("endCursor") if info.get("hasNextPage") else None
+            orders = [await self._order_with_lines(node) for node in connection.get("nodes") or []]
+            yield _order_page(after, orders, None)
+            if after is None:
+                return
+
+    async def _order_with_lines(self, node: dict[str, Any]) -> OrderRecord:
+        items = node.get("lineItems") or {}
+        lines = list(items.get("nodes") or [])
+        info = items.get("pageInfo") or {}
+        while info.get("hasNextPage"):
+            data = await self.api.query(
+                ORDER_LINES,
+                {"id": node["id"], "first": LINES_PER_QUERY, "after": info.get("endCursor")},
+            )
+            items = (data.get("order") or {}).get("lineItems") or {}
+            lines += items.get("nodes") or []
+            info = items.get("pageInfo") or {}
+        return order_record(node, tuple(order_line(x) for x in lines), self.region)
+
+
+def _order_page(position: Any, orders: list[OrderRecord], total: int | None) -> SourcePage:
+    updated = [o.updated_at for o in orders if o.updated_at]
+    return SourcePage(
+        position=position,
+        orders=orders,
+        high_water=max(updated, default=None),
+        estimated_total=total or None,
+    )
+
+
+@asynccontextmanager
+async def open_shopify_source(
+    tenant_id: uuid.UUID, connector_id: uuid.UUID, region: str | None
+) -> AsyncIterator[ShopifySource]:
+    api = ShopifyApi(tenant_id, connector_id)
+    await api.open()
+    try:
+        yield ShopifySource(api, region)
+    finally:
+        await api.aclose()

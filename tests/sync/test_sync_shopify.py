@@ -1,0 +1,323 @@
+"""Pulls of a Shopify shop through the real job queue and worker, against the sandbox:
+bulk exports for full syncs, paged connections for incremental ones."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "connectors"))
+
+from shopify_fixtures import Shop, grant
+from sync_support import run_until_ended, snapshot, start_sync
+
+from athos_identity.connectors.shopify import bulk as shopify_bulk
+from athos_identity.connectors.shopify import source as shopify_source
+from athos_identity.sync import engine
+
+pytest_plugins = ["shopify_fixtures"]  # shopify_settings: the sandbox the service talks to
+
+ALL_HISTORY = {"history_days": 3650}  # the grant asks for read_all_orders
+DAY = 86_400
+
+
+@pytest.fixture
+def small_shop(shopify_settings: Any) -> Shop:
+    """A fresh shop: 30 customers, 24 orders (1-60 lines each), Standard plan limits."""
+    domain = f"s{uuid.uuid4().hex[:10]}.myshopify.com"
+    with shopify_settings.client() as sandbox:
+        sandbox.post(
+            "/sandbox/shopify/shops",
+            json={"shop": domain, "customers": 30, "orders": 24, "plan": "basic", "seed": 5},
+        ).raise_for_status()
+    return Shop(shopify_settings, domain)
+
+
+def _sha(normalized: str) -> str:
+    return hashlib.sha256(normalized.encode()).hexdigest()
+
+
+async def lookup(client: httpx.AsyncClient, admin: dict, kind: str, values: list[str]) -> list:
+    response = await client.post(
+        "/v1/identity/lookup",
+        json={"identifiers": [{"type": f"{kind}_sha256", "value": _sha(v)} for v in values]},
+        headers=admin,
+    )
+    assert response.status_code == 200, response.text
+    return [{c["customer_id"] for c in r["customers"]} for r in response.json()["results"]]
+
+
+def expected(shop: Shop) -> dict[str, Any]:
+    return dict(shop.admin("GET", "/expected").json())
+
+
+def operations(shop: Shop) -> list[Any]:
+    return [shop.store.bulk_operations[n] for n in sorted(shop.store.bulk_operations)]
+
+
+def visible_orders(shop: Shop, *, all_history: bool) -> list[Any]:
+    orders = list(shop.store.data.orders.iter_by_id())
+    if all_history:
+        return orders
+    cutoff = shop.sandbox.state.clock.now() - 60 * DAY
+    return [o for o in orders if o.created_at >= cutoff]
+
+
+async def full_sync(client: httpx.AsyncClient, admin: dict, connector_id: str) -> dict[str, Any]:
+    run = await run_until_ended(
+        client, admin, await start_sync(client, admin, connector_id, "full")
+    )
+    assert run["status"] == "succeeded", run
+    return run
+
+
+async def assert_links_match(client: httpx.AsyncClient, admin: dict, answers: dict) -> None:
+    for kind in ("email", "phone"):
+        wanted = answers[f"customers_by_{kind}"]
+        values = sorted(wanted)
+        found = await lookup(client, admin, kind, values)
+        assert found == [{str(i) for i in wanted[v]} for v in values], kind
+
+
+def stored_lines(conn: psycopg.Connection, connector_id: str) -> dict[str, set[tuple]]:
+    rows = conn.execute(
+        "SELECT order_id, line_id, quantity, sku, product_id, variant_id FROM order_lines"
+        " WHERE connector_id = %s",
+        (uuid.UUID(connector_id),),
+    ).fetchall()
+    found: dict[str, set[tuple]] = {}
+    for order_id, *line in rows:
+        found.setdefault(order_id, set()).add(tuple(line))
+    return found
+
+
+def sandbox_lines(orders: list[Any]) -> dict[str, set[tuple]]:
+    return {
+        str(o.id): {
+            (str(x.id), x.quantity, x.sku, str(x.product_id), str(x.variant_id)) for x in o.lines
+        }
+        for o in orders
+    }
+
+
+def children_before_parents(shop: Shop, operation: Any) -> int:
+    """How many line items of the export came before their order (read like a client)."""
+    url = shop.sandbox.url + operation.download_path(shop.store)
+    seen: set[str] = set()
+    early = 0
+    with httpx.Client(timeout=10) as http:
+        for line in http.get(url).text.splitlines():
+            row = json.loads(line)
+            if "__parentId" in row:
+                early += row["__parentId"] not in seen
+            else:
+                seen.add(row["id"])
+    return early
+
+
+# --- full sync ------------------------------------------------------------------------------
+
+
+async def test_full_sync_links_every_customer_and_stores_orders_with_their_lines(
+    client: httpx.AsyncClient, tenant: Any, small_shop: Shop, owner_conn: psycopg.Connection
+) -> None:
+    connector_id = await grant(client, tenant, small_shop, **ALL_HISTORY)
+    answers = expected(small_shop)
+
+    run = await full_sync(client, tenant.admin, connector_id)
+
+    assert (run["customers"], run["orders"]) == (answers["customer_count"], answers["order_count"])
+    assert run["attempts"] == 1
+    await assert_links_match(client, tenant.admin, answers)
+    # one export per stream, both completed; the orders' file had children before parents
+    done = operations(small_shop)
+    assert [(o.root_field, o.status) for o in done] == [
+        ("customers", "COMPLETED"),
+        ("orders", "COMPLETED"),
+    ]
+    assert children_before_parents(small_shop, done[1]) > 0
+    # every order with exactly its lines, GIDs turned into the plain ids webhooks use
+    orders = visible_orders(small_shop, all_history=True)
+    assert stored_lines(owner_conn, connector_id) == sandbox_lines(orders)
+    rows = owner_conn.execute(
+        "SELECT order_id, customer_id, total, currency, status FROM orders WHERE connector_id = %s",
+        (uuid.UUID(connector_id),),
+    ).fetchall()
+    by_id = {o.id: o for o in orders}
+    assert len(rows) == len(orders)
+    for order_id, customer_id, total, currency, status in rows:
+        order = by_id[int(order_id)]
+        assert customer_id == (str(order.customer_id) if order.customer_id else None)
+        assert (total, currency, status) == (
+            Decimal(order.total_cents) / 100,
+            order.currency,
+            order.financial_status,
+        )
+    assert sum(1 for r in rows if r[1] is None) == answers["guest_order_count"]
+
+
+async def test_failed_and_stuck_exports_are_started_again(
+    client: httpx.AsyncClient,
+    tenant: Any,
+    small_shop: Shop,
+    owner_conn: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shopify_bulk, "STALL_SECONDS", 1.0)
+    connector_id = await grant(client, tenant, small_shop, **ALL_HISTORY)
+    answers = expected(small_shop)
+    with small_shop.sandbox.client() as sandbox:
+        for kind in ("bulk_fail", "bulk_stuck"):  # the customers' export fails, then sticks
+            sandbox.post(
+                "/sandbox/faults", json={"platform": "shopify", "kind": kind, "count": 1}
+            ).raise_for_status()
+
+    run = await full_sync(client, tenant.admin, connector_id)
+
+    assert [(o.root_field, o.status) for o in operations(small_shop)] == [
+        ("customers", "FAILED"),
+        ("customers", "CANCELED"),
+        ("customers", "COMPLETED"),
+        ("orders", "COMPLETED"),
+    ]
+    assert run["attempts"] == 1, "recovered inside the job, from the checkpointed operation"
+    assert (run["customers"], run["orders"]) == (answers["customer_count"], answers["order_count"])
+    await assert_links_match(client, tenant.admin, answers)
+
+
+async def test_a_pull_killed_mid_export_resumes_the_same_operation(
+    client: httpx.AsyncClient,
+    tenant: Any,
+    small_shop: Shop,
+    owner_conn: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shopify_source, "PAGE_SIZE", 4)
+    connector_id = await grant(client, tenant, small_shop, **ALL_HISTORY)
+    answers = expected(small_shop)
+    run_id = await start_sync(client, tenant.admin, connector_id, "full")
+    tenant_id = tenant.tenant_id
+
+    def checkpoint() -> dict[str, Any]:
+        row = owner_conn.execute(
+            "SELECT checkpoint FROM sync_runs WHERE id = %s", (uuid.UUID(run_id),)
+        ).fetchone()
+        return dict(row[0])
+
+    # killed while the customers' file downloads: after the operation's checkpoint + 2 pages
+    asked = iter(range(100))
+    with pytest.raises(engine.RunCancelled):
+        await engine.run_pull(tenant_id, uuid.UUID(run_id), lambda: next(asked) >= 3)
+    customers = checkpoint()["customers"]["position"]
+    assert customers["lines"] == 8 and customers["bulk"] == operations(small_shop)[0].gid
+
+    # killed again once some orders are in
+    def orders_started() -> bool:
+        return "after" in ((checkpoint().get("orders") or {}).get("position") or {})
+
+    with pytest.raises(engine.RunCancelled):
+        await engine.run_pull(tenant_id, uuid.UUID(run_id), orders_started)
+    assert orders_started()
+
+    # the worker picks the job up and finishes from the checkpoints
+    run = await run_until_ended(client, tenant.admin, run_id)
+
+    assert run["status"] == "succeeded"
+    assert [(o.root_field, o.status) for o in operations(small_shop)] == [
+        ("customers", "COMPLETED"),
+        ("orders", "COMPLETED"),
+    ], "no second export was started"
+    assert (run["customers"], run["orders"]) == (answers["customer_count"], answers["order_count"])
+    await assert_links_match(client, tenant.admin, answers)
+    orders = visible_orders(small_shop, all_history=True)
+    assert stored_lines(owner_conn, connector_id) == sandbox_lines(orders)
+
+
+async def test_http_faults_are_retried_and_the_data_is_exactly_right(
+    client: httpx.AsyncClient, tenant: Any, small_shop: Shop, owner_conn: psycopg.Connection
+) -> None:
+    connector_id = await grant(client, tenant, small_shop, **ALL_HISTORY)
+    await full_sync(client, tenant.admin, connector_id)
+    clean = snapshot(owner_conn, connector_id)
+    with small_shop.sandbox.client() as sandbox:
+        for kind in ("5xx", "429", "truncate", "drop"):
+            sandbox.post(
+                "/sandbox/faults",
+                json={
+                    "platform": "shopify",
+                    "kind": kind,
+                    "rate": 0.15,
+                    "path_contains": small_shop.domain,
+                    "retry_after_seconds": 0.2,
+                },
+            ).raise_for_status()
+    try:
+        await full_sync(client, tenant.admin, connector_id)
+    finally:
+        with small_shop.sandbox.client() as sandbox:
+            sandbox.delete("/sandbox/faults").raise_for_status()
+    assert snapshot(owner_conn, connector_id) == clean
+
+
+# --- incremental sync, history, credentials ---------------------------------------------
+
+
+async def test_incremental_sync_reads_changes_and_old_orders_do_not_fail(
+    client: httpx.AsyncClient, tenant: Any, small_shop: Shop, owner_conn: psycopg.Connection
+) -> None:
+    connector_id = await grant(client, tenant, small_shop)  # no read_all_orders: 60 days
+    answers = expected(small_shop)
+    recent = visible_orders(small_shop, all_history=False)
+    assert len(recent) < answers["order_count"], "the shop has orders older than 60 days"
+
+    first = await full_sync(client, tenant.admin, connector_id)
+    assert first["orders"] == len(recent)
+    assert stored_lines(owner_conn, connector_id) == sandbox_lines(recent)
+
+    email = sorted(answers["customers_by_email"])[0]
+    customer_id = answers["customers_by_email"][email][0]
+    small_shop.admin(
+        "PATCH", f"/customers/{customer_id}", json={"email": "Moved.Customer@Example.org"}
+    )
+    order = recent[0]
+    small_shop.admin("PATCH", f"/orders/{order.id}", json={"financial_status": "REFUNDED"})
+
+    run_id = await start_sync(client, tenant.admin, connector_id, "incremental")
+    run = await run_until_ended(client, tenant.admin, run_id)
+
+    assert run["status"] == "succeeded" and run["mode"] == "incremental"
+    assert 1 <= run["customers"] < answers["customer_count"], "only changes (and the overlap)"
+    assert 1 <= run["orders"] < len(recent)
+    found = await lookup(client, tenant.admin, "email", ["moved.customer@example.org", email])
+    assert str(customer_id) in found[0] and str(customer_id) not in found[1]
+    status = owner_conn.execute(
+        "SELECT status FROM orders WHERE connector_id = %s AND order_id = %s",
+        (uuid.UUID(connector_id), str(order.id)),
+    ).fetchone()
+    assert status == ("REFUNDED",)
+    assert stored_lines(owner_conn, connector_id) == sandbox_lines(recent), "lines kept whole"
+    assert len(operations(small_shop)) == 2, "incremental syncs use no bulk operation"
+
+
+async def test_a_revoked_token_fails_the_run_and_asks_for_reauthorization(
+    client: httpx.AsyncClient, tenant: Any, small_shop: Shop
+) -> None:
+    connector_id = await grant(client, tenant, small_shop)
+    run_id = await start_sync(client, tenant.admin, connector_id, "full")
+    small_shop.admin("POST", "/uninstall")  # every token dies (the webhook goes elsewhere)
+
+    run = await run_until_ended(client, tenant.admin, run_id)
+
+    assert run["status"] == "failed" and run["attempts"] == 1
+    assert "Grant Access again" in run["last_error"]
+    connector = (await client.get(f"/v1/connectors/{connector_id}", headers=tenant.admin)).json()
+    assert connector["state"] == "needs_reauthorization"
