@@ -33,6 +33,7 @@ from sandbox_harness import (
     running_webhook_sink,
 )
 
+from athos_identity.identity.normalize import normalize_email
 from athos_identity.sandbox.config import SandboxConfig
 from athos_identity.settings import get_settings
 
@@ -78,8 +79,15 @@ class Shop:
         return self.sandbox.state.shops[self.domain]
 
     def customer_ids(self, count: int = 3) -> list[int]:
-        """Ids of customers that have an e-mail address."""
-        found = (c.id for c in self.store.data.customers.iter_by_id() if c.email)
+        """Ids of customers with a valid e-mail address (the generated data is messy)."""
+
+        def valid(email: str | None) -> bool:
+            try:
+                return bool(email) and bool(normalize_email(email or ""))
+            except Exception:
+                return False
+
+        found = (c.id for c in self.store.data.customers.iter_by_id() if valid(c.email))
         return list(itertools.islice(found, count))
 
     def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
