@@ -86,6 +86,7 @@
 
   const number = new Intl.NumberFormat();
   const fmt = (n) => number.format(n || 0);
+  const count = (n, noun) => `${fmt(n)} ${noun}${n === 1 ? "" : "s"}`;
 
   function when(iso) {
     if (!iso) return "";
@@ -212,9 +213,9 @@
     show($("signout"), true);
     const pending = state.pending;
     state.pending = null;
-    if (pending) showGrantResult(pending);
     await showList();
     if (pending && pending.connectorId) await openConnector(pending.connectorId);
+    if (pending) showGrantResult(pending);
   }
 
   // --- the Shopify callback result ------------------------------------------------------------
@@ -243,7 +244,8 @@
 
   // --- the list --------------------------------------------------------------------------------
 
-  async function showList() {
+  async function showList(keepFlash) {
+    if (!keepFlash) flash("");
     stopPolling();
     state.current = null;
     show($("connector"), false);
@@ -299,12 +301,13 @@
       return;
     }
     const run = runs[0];
-    cell.append(
+    const summary = el("div", {},
       badge(run.status),
       el("small", { text: when(run.finished_at || run.started_at || run.created_at) }),
-      el("small", { text: `${fmt(run.customers)} customers, ${fmt(run.orders)} orders` }),
+      el("small", { text: `${count(run.customers, "customer")}, ${count(run.orders, "order")}` }),
     );
-    if (run.last_error) cell.append(el("small", { text: `Error: ${run.last_error}` }));
+    if (run.last_error) summary.append(el("small", { text: `Error: ${run.last_error}` }));
+    cell.append(summary);
   }
 
   async function addConnector(event) {
@@ -352,8 +355,8 @@
     }
     $("add-form").reset();
     updateStoreField();
-    flash(`Data source “${created.name}” added.`);
     await openConnector(created.id);
+    flash(`Data source “${created.name}” added.`);
   }
 
   function updateStoreField() {
@@ -370,7 +373,8 @@
 
   // --- one connector ----------------------------------------------------------------------------
 
-  async function openConnector(id) {
+  async function openConnector(id, keepFlash) {
+    if (!keepFlash) flash("");
     stopPolling();
     hideAlert();
     let connector;
@@ -410,7 +414,8 @@
 
   function stateHelp(c) {
     const shopify = c.platform === "shopify";
-    const reason = c.last_error ? ` (${c.last_error})` : "";
+    const reason = c.last_error ? `: ${c.last_error.replace(/[.\s]+$/, "")}` : "";
+    const note = c.last_error ? ` (${c.last_error.replace(/[.\s]+$/, "")})` : "";
     switch (c.state) {
       case "not_granted":
         return shopify
@@ -422,8 +427,8 @@
           : `BigCommerce refused the stored token${reason}. Syncs are stopped; your data is kept. Create a new API account with Customers: Read-only and Orders: Read-only and paste its token below.`;
       case "revoked":
         return shopify
-          ? `Access is revoked${reason}: the tokens and the data pulled from this shop were deleted. Click Grant Access to connect again.`
-          : `The token was deleted${reason} and so was the data pulled from this store. Paste a new token below to connect again.`;
+          ? `Access is revoked${note}. The tokens and the data pulled from this shop were deleted. Click Grant Access to connect again.`
+          : `The token was deleted${note}, and so was the data pulled from this store. Paste a new token below to connect again.`;
       default:
         return "";
     }
@@ -774,7 +779,7 @@
     } else {
       bar.max = 100;
       bar.value = run.status === "succeeded" ? 100 : bar.value || 0;
-      const counts = `${fmt(run.customers)} customers, ${fmt(run.orders)} orders`;
+      const counts = `${count(run.customers, "customer")}, ${count(run.orders, "order")}`;
       if (run.status === "succeeded") {
         text = `Sync succeeded: ${counts}${run.skipped ? `, ${fmt(run.skipped)} unreadable e-mails or phones skipped` : ""}${run.deleted ? `, ${fmt(run.deleted)} removed` : ""} in ${duration(run)}.`;
       } else if (run.status === "cancelled") {
@@ -829,8 +834,8 @@
       report(error);
       return;
     }
-    flash(`Data source “${c.name}” deleted.`);
     await showList();
+    flash(`Data source “${c.name}” deleted.`);
     $("sources-title").focus();
   }
 
