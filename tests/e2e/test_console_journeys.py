@@ -219,10 +219,37 @@ async def test_bigcommerce_token_paste_and_sync(
     assert await run_sync(page, "Sync changes") == "succeeded"
     await expect(page.locator("#sync-history-body tr")).to_have_count(2)
 
+    # A slow store: the progress is live (status, stream, records), and Cancel stops it.
+    with service.sandbox.client() as sandbox:
+        sandbox.post(
+            "/sandbox/faults",
+            json={"platform": "bigcommerce", "kind": "slow", "rate": 1.0, "delay_seconds": 1.5,
+                  "path_contains": f"/stores/{store_hash}/v2/orders"},
+        ).raise_for_status()  # fmt: skip
+    try:
+        await page.get_by_role("button", name="Full sync").click()
+        progress = page.locator("#sync-progress")
+        await expect(progress).to_have_attribute("data-status", "running", timeout=20_000)
+        await expect(page.locator("#sync-text")).to_contain_text("Running (full)")
+        await expect(page.locator("#sync-text")).to_contain_text("records")
+        announce = page.locator("#sync-announce")  # what screen readers hear
+        await expect(announce).to_have_attribute("aria-live", "polite")
+        await expect(announce).to_contain_text("Sync running")
+        await steps.shot(page, "sync running")
+        await page.get_by_role("button", name="Cancel sync").click()
+        await expect(progress).to_have_attribute("data-status", "cancelled")
+        await expect(page.locator("#sync-text")).to_contain_text("Sync cancelled")
+        await expect(announce).to_contain_text("Sync cancelled")
+        await expect(page.locator("#sync-history-body tr").first).to_contain_text("cancelled")
+        await steps.shot(page, "sync cancelled")
+    finally:
+        with service.sandbox.client() as sandbox:
+            sandbox.delete("/sandbox/faults").raise_for_status()
+
     await page.get_by_role("button", name="All data sources").click()
     row = page.locator(f"tr[data-connector-row='{connector_id}']")
     await expect(row).to_contain_text("Connected")
-    await expect(row).to_contain_text("succeeded")
+    await expect(row).to_contain_text("cancelled")
     await expect(row).to_contain_text(store_hash)
     await steps.shot(page, "list after sync")
 

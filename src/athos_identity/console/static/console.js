@@ -761,19 +761,36 @@
     $("sync-progress").dataset.run = run.id;
     let text;
     if (active) {
-      if (run.estimated_total) {
+      // A run reads customers, then orders; the estimate covers the streams begun so far,
+      // so the bar shows the current stream and the time left is given for the last one.
+      const streams = ["customers", "orders"];
+      const step = streams.indexOf(run.stream);
+      let done = null;
+      let total = null;
+      if (run.estimated_total && step === 0) {
+        done = run.customers || 0;
+        total = run.estimated_total;
+      } else if (run.estimated_total && step === 1) {
+        done = run.orders || 0;
+        total = run.estimated_total - (run.customers || 0);
+      }
+      if (total && total > 0) {
         bar.max = 100;
-        bar.value = Math.min(100, Math.round((records / run.estimated_total) * 100));
+        bar.value = Math.min(100, Math.round((done / total) * 100));
       } else {
         bar.removeAttribute("value"); // indeterminate
       }
       const parts = [run.status === "queued" ? "Queued: waiting for a worker" : `Running (${run.mode})`];
-      if (run.stream) parts.push(`reading ${run.stream}`);
-      parts.push(run.estimated_total
-        ? `${fmt(records)} of about ${fmt(run.estimated_total)} records`
-        : `${fmt(records)} records`);
+      if (step >= 0) {
+        parts.push(total && total > 0
+          ? `step ${step + 1} of 2: ${fmt(done)} of about ${fmt(total)} ${run.stream}`
+          : `step ${step + 1} of 2: ${run.stream}`);
+      }
+      parts.push(`${count(records, "record")} read`);
       if (run.records_per_second) parts.push(`${fmt(run.records_per_second)} records/s`);
-      if (run.eta_seconds !== null && run.eta_seconds !== undefined) parts.push(`about ${seconds(run.eta_seconds)} left`);
+      if (step === 1 && run.eta_seconds !== null && run.eta_seconds !== undefined) {
+        parts.push(`about ${seconds(run.eta_seconds)} left`);
+      }
       if (run.last_error) parts.push(`last problem: ${run.last_error}`);
       text = parts.join(" · ");
     } else {
@@ -790,6 +807,11 @@
       }
     }
     $("sync-text").textContent = text;
+    // Screen readers hear each change of phase and the outcome, not every tick.
+    const phase = active ? `${run.status === "queued" ? "Sync queued" : "Sync running"}${run.stream ? `: reading ${run.stream}` : ""}.` : text;
+    if ($("sync-announce").textContent !== phase) $("sync-announce").textContent = phase;
+    const row = document.querySelector(`#sync-history-body tr[data-run="${CSS.escape(String(run.id))}"]`);
+    if (row && run.created_at) row.replaceWith(historyRow(run));
   }
 
   function failureAdvice(run) {
