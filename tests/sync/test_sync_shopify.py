@@ -202,6 +202,7 @@ async def test_a_pull_killed_mid_export_resumes_the_same_operation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(shopify_source, "PAGE_SIZE", 4)
+    monkeypatch.setattr(shopify_source, "BULK_PAGE_MAX", 4)
     connector_id = await grant(client, tenant, small_shop, **ALL_HISTORY)
     answers = expected(small_shop)
     run_id = await start_sync(client, tenant.admin, connector_id, "full")

@@ -73,7 +73,9 @@ from athos_identity.sync.sources import SourcePage, Stream, TransientSourceError
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 250  # records per page handed to the engine from a bulk export
+PAGE_SIZE = 250  # records of the first page of a bulk export (and of every orders page)
+BULK_PAGE_MAX = 2000  # customers' pages double up to this
+PREFETCH_PAGES = 2  # pages read ahead of the engine while it writes
 CUSTOMERS_PER_QUERY = 240  # 2 + 240 x 4 = 962 points
 ORDERS_PER_QUERY = 25  # 2 + 25 x (1 + 1 + 2 + 1 + (2 + 5 x 5)) = 802 points
 LINES_PER_ORDER = 5
@@ -247,14 +249,16 @@ class ShopifySource:
     async def _download(
         self, stream: Stream, operation: Operation, state: dict[str, Any]
     ) -> AsyncIterator[SourcePage]:
+        """The export's pages; `state` follows what the engine has committed (a page is
+        committed when the engine asks for the next one), so a cut download starts again
+        after it."""
         for attempt in range(DOWNLOAD_RETRIES + 1):
+            rows = self._customer_rows if stream is Stream.customers else self._order_rows
             try:
-                if stream is Stream.customers:
-                    async for page in self._customer_rows(operation, state):
-                        yield page
-                else:
-                    async for page in self._order_rows(operation, state):
-                        yield page
+                async for page in _prefetched(rows(operation, dict(state)), PREFETCH_PAGES):
+                    yield page
+                    if page.position:
+                        state.update(page.position)
                 return
             except (Truncated, httpx.TransportError) as error:
                 reason = f"{type(error).__name__}: {error}"[:200]
@@ -268,9 +272,12 @@ class ShopifySource:
     async def _customer_rows(
         self, operation: Operation, state: dict[str, Any]
     ) -> AsyncIterator[SourcePage]:
-        """Pages as the file downloads; `state["lines"]` = rows committed (skipped here)."""
+        """Pages as the file downloads; `state["lines"]` = rows committed (skipped here).
+        The first page is small (the first customers are findable at once), then pages
+        grow to `BULK_PAGE_MAX` (fewer transactions)."""
         committed = int(state.get("lines") or 0)
         seen = 0
+        size = PAGE_SIZE
         records = []
         updated: list[datetime] = []
         async for row in jsonl_rows(operation.url or "", transport=self._transport):
@@ -280,18 +287,17 @@ class ShopifySource:
             records.append(customer_record(row, self.region))
             if (moment := iso(row.get("updatedAt"))) is not None:
                 updated.append(moment)
-            if len(records) >= PAGE_SIZE:
-                state["lines"] = seen
+            if len(records) >= size:
                 yield SourcePage(
-                    position=dict(state),
+                    position={**state, "lines": seen},
                     customers=records,
                     high_water=max(updated, default=None),
                     estimated_total=operation.root_object_count or None,
                 )
                 records, updated = [], []
+                size = min(BULK_PAGE_MAX, size * 2)
         if seen < operation.object_count:
             raise Truncated(f"{seen} of {operation.object_count} rows")
-        state["lines"] = seen
         yield SourcePage(
             position=None,
             customers=records,
@@ -317,8 +323,8 @@ class ShopifySource:
                     order_record(node, tuple(order_line(x) for x in lines), self.region)
                     for node, lines in batch
                 ]
-                state["after"] = int(orders[-1].order_id)
-                yield _order_page(dict(state), orders, operation.root_object_count)
+                position = {**state, "after": int(orders[-1].order_id)}
+                yield _order_page(position, orders, operation.root_object_count)
         yield SourcePage(position=None)
 
     # --- incremental sync: paged connections ------------------------------------------------
@@ -381,6 +387,37 @@ class ShopifySource:
             lines += items.get("nodes") or []
             info = items.get("pageInfo") or {}
         return order_record(node, tuple(order_line(x) for x in lines), self.region)
+
+
+_END = object()
+
+
+async def _prefetched(pages: AsyncIterator[SourcePage], depth: int) -> AsyncIterator[SourcePage]:
+    """`pages`, read ahead by a task of its own: the download and parsing go on while the
+    engine writes the previous page. The task's errors come out here, in order."""
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=depth)
+
+    async def produce() -> None:
+        try:
+            async for page in pages:
+                await queue.put(page)
+        except Exception as error:  # handed to the consumer, raised there
+            await queue.put(error)
+        else:
+            await queue.put(_END)
+
+    task = asyncio.create_task(produce())
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        aclose = getattr(pages, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _order_page(position: Any, orders: list[OrderRecord], total: int | None) -> SourcePage:
