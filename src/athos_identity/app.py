@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from athos_identity import __version__
+from athos_identity.audit.routes import router as audit_router
 from athos_identity.connectors.bigcommerce.routes import router as bigcommerce_router
 from athos_identity.connectors.routes import router as connectors_router
 from athos_identity.connectors.shopify.routes import router as shopify_router
@@ -20,7 +21,14 @@ from athos_identity.db import dispose_engine, get_engine, head_revision
 from athos_identity.identity.routes import router as identity_router
 from athos_identity.jobs import close_jobs
 from athos_identity.kit.errors import install_problem_handlers, problem
+from athos_identity.kit.ratelimit import BodySizeLimitMiddleware
+from athos_identity.observability import (
+    METRICS_CONTENT_TYPE,
+    RequestContextMiddleware,
+    render_metrics,
+)
 from athos_identity.sales.routes import router as sales_router
+from athos_identity.settings import get_settings
 from athos_identity.sync.routes import router as sync_router
 from athos_identity.tenants.routes import router as tenants_router
 
@@ -44,6 +52,10 @@ def create_app() -> FastAPI:
         lifespan=_lifespan,
     )
     install_problem_handlers(app)
+    settings = get_settings()
+    # Outermost last: the request id and timing wrap the body limit too.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, access_log_enabled=settings.access_log)
     app.include_router(tenants_router)
     app.include_router(connectors_router)
     app.include_router(bigcommerce_router)
@@ -52,6 +64,7 @@ def create_app() -> FastAPI:
     app.include_router(sync_router)
     app.include_router(sales_router)
     app.include_router(console_router)
+    app.include_router(audit_router)
     _add_health_routes(app)
     return app
 
@@ -63,6 +76,12 @@ def _add_health_routes(app: FastAPI) -> None:
     async def healthz() -> dict[str, str]:
         """The process is up (says nothing of the database)."""
         return {"status": "ok"}
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics of this process (or of every process of this host, in
+        multi-process mode) and of the job queue."""
+        return Response(await render_metrics(), media_type=METRICS_CONTENT_TYPE)
 
     @app.get(
         "/readyz",

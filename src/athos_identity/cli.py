@@ -14,7 +14,7 @@ from rich.console import Console
 from athos_identity.db import database_url, describe, tenant_transaction, transaction
 from athos_identity.db import migrate as run_migrations
 from athos_identity.kit.errors import AppError
-from athos_identity.observability import configure_logging
+from athos_identity.observability import configure_logging, serve_worker_metrics
 from athos_identity.sandbox.cli import sandbox_app
 from athos_identity.settings import ConfigurationError, get_settings
 from athos_identity.tenants import service as tenants
@@ -111,6 +111,7 @@ def worker(
     _check_settings()
     _announce_database()
 
+    serve_worker_metrics(settings.worker_metrics_port)
     async def run() -> None:
         jobs = await open_jobs()
         # Jobs of a worker killed before this one started go back to the queue at once.

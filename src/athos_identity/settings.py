@@ -56,6 +56,32 @@ class Settings(BaseSettings):
         "a revocation reaches other processes within this time.",
     )
     public_url: str = "http://127.0.0.1:8000"
+    access_log: bool = Field(
+        default=True,
+        description="One JSON line per request (method, route template, status, duration).",
+    )
+    rate_limit_lookup_per_second: float = Field(
+        default=2000.0,
+        ge=0,
+        description="Look-up requests per second per API key and API process (0 = no limit).",
+    )
+    rate_limit_lookup_burst: float = Field(
+        default=4000.0, ge=0, description="Look-up requests a key may send at once."
+    )
+    rate_limit_admin_per_second: float = Field(
+        default=50.0,
+        ge=0,
+        description="Other requests (admin, operator) per second per API key and API process "
+        "(0 = no limit).",
+    )
+    rate_limit_admin_burst: float = Field(
+        default=200.0, ge=0, description="Other requests a key may send at once."
+    )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        gt=0,
+        description="Largest request body accepted (413 above it), webhooks included.",
+    )
 
     sync_interval_minutes: int = Field(
         default=15,
@@ -65,6 +91,9 @@ class Settings(BaseSettings):
     )
     sync_max_attempts: int = Field(
         default=8, ge=1, description="Tries of a pull on transient errors, with backoff."
+    )
+    worker_metrics_port: int | None = Field(
+        default=None, description="Where `worker` serves its Prometheus metrics (unset: nowhere)."
     )
     worker_heartbeat_seconds: float = 10.0
     worker_stalled_seconds: float = Field(

@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from athos_identity.audit import service as audit
 from athos_identity.connectors import repository
 from athos_identity.connectors.models import (
     Connector,
@@ -174,6 +175,7 @@ async def create_connector(
     )
     session.add(connector)
     await _flush_unique(session, platform, store)
+    await audit.record(session, tenant_id, "connector.create", connector.id)
     await session.refresh(connector)
     return _out(connector, None)
 
@@ -211,6 +213,7 @@ async def update_connector(
             connector.store = store
     await _flush_unique(session, connector.platform, connector.store)
     await repository.touch(session, connector)
+    await audit.record(session, tenant_id, "connector.update", connector.id, fields=len(changes))
     return await to_out(session, connector)
 
 
@@ -224,6 +227,7 @@ async def delete_connector(
 
         await bigcommerce.unregister_webhooks_quietly(session, connector)
     await repository.delete_connector(session, connector)
+    await audit.record(session, tenant_id, "connector.delete", connector_id)
     log.info("connector %s deleted with its data", connector.id)
 
 

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from athos_identity import observability
+from athos_identity.audit import service as audit
 from athos_identity.identity import repository
 from athos_identity.identity.hashing import (
     HashedIdentifier,
@@ -91,6 +93,7 @@ async def lookup(caller: Caller, items: Sequence[IdentifierIn]) -> list[dict[str
     for h in hashed:
         found = customers.get((h.kind, h.key), [])
         results.append({"matched": bool(found), "customers": found})
+    observability.count_lookups(len(results), sum(1 for r in results if r["matched"]))
     return results
 
 
@@ -149,4 +152,5 @@ async def erase(
         orders += await sales.forget_customer_identifiers(
             session, tenant_id, selector.customer_id, selector.connector_id
         )
+    await audit.record(session, tenant_id, "identity.erase", None, identifiers=len(identifiers), customers=len(customers), links_removed=links, orders_scrubbed=orders)  # noqa: E501
     return EraseOut(links_removed=links, orders_scrubbed=orders)

@@ -16,8 +16,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from athos_identity import observability
 from athos_identity.connectors import service as connectors
 from athos_identity.db import as_libpq_url, database_url, tenant_transaction
 from athos_identity.identity import repository as identity
@@ -84,6 +86,7 @@ async def run_pull(
         if started is None:
             return "finished"
         run, platform, region = started
+        observability.bind(tenant_id=tenant_id, run_id=run_id, connector_id=run.connector_id)
         log.info("sync run starts", extra={"tenant_id": tenant_id, "run_id": run_id})
         async with open_source(tenant_id, run.connector_id, platform, region) as source:
             for stream in STREAMS:
@@ -91,7 +94,8 @@ async def run_pull(
                 if state.get("done"):
                     continue
                 since = await _since(tenant_id, run, stream)
-                await _pull_stream(tenant_id, run, stream, state, source, since, should_abort)
+                with observability.sync_stream(platform, stream.value):  # metrics, log context
+                    await _pull_stream(tenant_id, run, stream, state, source, since, should_abort)
         await _finish(tenant_id, run_id)
         return "succeeded"
 
@@ -144,6 +148,7 @@ async def _pull_stream(
             current = await repository.get_run(session, tenant_id, run.id, for_update=True)
             if current is None or current.status != "running":
                 raise RunCancelled(str(run.id))
+            await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
             written = await _write_page(session, tenant_id, run, stream, page)
             state["position"] = page.position
             state["done"] = page.position is None
@@ -168,6 +173,7 @@ async def _pull_stream(
                 last_error=None,
             )
         run.checkpoint = checkpoint
+        observability.sync_page(written)
         if state["done"]:
             return
     # A source that ends without a final position-less page: the stream is complete.

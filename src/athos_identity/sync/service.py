@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from athos_identity.audit import service as audit
 from athos_identity.connectors import service as connectors
 from athos_identity.db import tenant_transaction, transaction
 from athos_identity.jobs import open_jobs
@@ -36,6 +37,7 @@ async def start_run(tenant_id: uuid.UUID, connector_id: uuid.UUID, mode: SyncMod
                 f"A sync of this connector is already queued or running: {exists.run_id}.",
                 run_id=str(exists.run_id),
             ) from None
+        await audit.record(session, tenant_id, "sync.start", run.id, only_by_key=True, full=mode.value == "full")  # noqa: E501
     job_id = await _queue_pull(tenant_id, connector_id, run.id)
     async with tenant_transaction(tenant_id) as session:
         await repository.update_run(session, tenant_id, run.id, job_id=job_id)
@@ -90,6 +92,7 @@ async def cancel_run(tenant_id: uuid.UUID, run_id: uuid.UUID) -> SyncRun:
             await repository.update_run(
                 session, tenant_id, run_id, status="cancelled", finished_at=datetime.now(UTC)
             )
+            await audit.record(session, tenant_id, "sync.cancel", run_id)
         job_id = run.job_id
     if job_id is not None:
         jobs = await open_jobs()

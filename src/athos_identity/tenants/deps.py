@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from athos_identity import observability
 from athos_identity.db import scope_to_tenant, session_factory
+from athos_identity.kit import ratelimit
 from athos_identity.kit.errors import Forbidden
 from athos_identity.tenants import service
 from athos_identity.tenants.schemas import Scope
@@ -29,9 +31,13 @@ Session = Annotated[AsyncSession, Depends(_request_session, scope="function")]
 
 
 async def _authenticated(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    return await service.authenticate(credentials.credentials if credentials else None)
+    caller = await service.authenticate(credentials.credentials if credentials else None)
+    observability.bind(tenant_id=caller.tenant_id, key_id=caller.key_id)  # logs, audit
+    ratelimit.check(caller.key_id, request.scope["path"])  # O(1), before any database work
+    return caller
 
 
 # The caller alone, for routes that reach the database without the request session.

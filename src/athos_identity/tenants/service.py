@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from athos_identity.audit import service as audit
 from athos_identity.db import scope_to_tenant, tenant_transaction
 from athos_identity.kit.errors import Forbidden, NotFound, Unauthorized
 from athos_identity.settings import get_settings
@@ -104,6 +105,7 @@ async def create_key(
         key_hash=hash_key(token),
         scopes=sorted({str(s) for s in scopes}),
     )
+    await audit.record(session, tenant_id, "key.create", key.id)
     return await repository.add_key(session, key), token
 
 
@@ -131,6 +133,7 @@ async def revoke_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey:
         key.revoked_at = datetime.now(UTC)
         await session.flush()
         verified_keys.clear()
+        await audit.record(session, key.tenant_id, "key.revoke", key.id)
     return key
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from athos_identity import observability
 from athos_identity.kit.errors import AppError
 from athos_identity.settings import get_settings
 
@@ -107,6 +108,7 @@ class RateLimitPacer:
         while (wait := self.delay()) > 0:
             self.waits += 1
             self.waited_seconds += wait
+            observability.platform_wait("bigcommerce", "pacing", wait)
             log.info("BigCommerce quota spent; waiting %.2fs for the window to reset", wait)
             await sleep(min(wait, MAX_WAIT_SECONDS))
         if self.requests_left is not None:
@@ -261,6 +263,7 @@ class BigCommerceClient:
                     return response, None
                 if response.status_code == 429:
                     wait = retry_wait_after_429(response.headers)
+                    observability.platform_wait("bigcommerce", "429", 0.0)  # waited as pacing
                     self.pacer.block_for(wait)
                     raise _Retry(f"429 (waiting {wait:.1f}s)", wait=0.0)
                 if response.status_code >= 500:

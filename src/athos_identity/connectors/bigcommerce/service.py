@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from athos_identity.audit import service as audit
 from athos_identity.connectors import repository
 from athos_identity.connectors import service as connectors
 from athos_identity.connectors.bigcommerce.client import (
@@ -277,6 +278,7 @@ async def put_credentials(
         if hook_warning:
             warnings.append(hook_warning)
         await connectors.mark_granted(session, connector, validation.scopes, warnings)
+        await audit.record(session, tenant_id, "bigcommerce.credentials.put", connector_id, replaced=previous is not None, scopes=len(validation.scopes))  # noqa: E501
 
     log.info(
         "bigcommerce connector %s: token %s (scopes %s)",
@@ -303,6 +305,7 @@ async def delete_credentials(
     )
     await unregister_webhooks_quietly(session, connector)
     await connectors.revoke(session, connector, "The BigCommerce credentials were deleted.")
+    await audit.record(session, tenant_id, "bigcommerce.credentials.delete", connector_id)
     return connector
 
 

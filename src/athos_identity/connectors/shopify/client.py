@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from athos_identity import observability
 from athos_identity.kit.errors import AppError, ServiceUnavailable
 from athos_identity.settings import get_settings
 
@@ -161,6 +162,7 @@ class CostPacer:
         while (wait := self.delay(cost)) > 0:
             self.waits += 1
             self.waited_seconds += wait
+            observability.platform_wait("shopify", "pacing", wait)
             log.info("Shopify cost bucket low; waiting %.2fs for %.0f points", wait, cost)
             await sleep(min(wait, MAX_WAIT_SECONDS))
         available = self.estimate()
@@ -316,6 +318,7 @@ class ShopifyClient:
     def _check(self, response: httpx.Response) -> dict[str, Any]:
         status = response.status_code
         if status == 429:
+            observability.platform_wait("shopify", "429", retry_after_seconds(response.headers))
             raise _Retry("429", wait=retry_after_seconds(response.headers))
         if status >= 500:
             raise _Retry(f"HTTP {status}")
@@ -366,6 +369,7 @@ class ShopifyClient:
             if isinstance(e, dict)
         }
         if "THROTTLED" in codes:
+            observability.platform_wait("shopify", "throttled", self._throttled_wait(cost))
             raise _Retry("THROTTLED", wait=self._throttled_wait(cost))
         if "ACCESS_DENIED" in codes:
             raise PermissionMissing(

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from athos_identity.audit import service as audit
 from athos_identity.connectors import repository as connector_repository
 from athos_identity.connectors import service as connectors
 from athos_identity.connectors.models import Connector, ConnectorState, Platform
@@ -155,6 +156,7 @@ async def complete_grant(
     if connector.store_country is None and store_country is not None:
         connector.store_country = store_country
     await connectors.mark_granted(session, connector, list(grant.scopes), warnings)
+    await audit.record(session, connector.tenant_id, "shopify.grant", connector.id, scopes=len(grant.scopes))  # noqa: E501
     log.info("connector %s: Shopify access granted", connector.id)
 
 
@@ -289,6 +291,7 @@ async def revoke(
             "revoke again (or remove the app in the Shopify admin) to finish at Shopify."
         ]
         await connector_repository.touch(session, connector)
+    await audit.record(session, tenant_id, "shopify.revoke", connector_id, rows_purged=sum(purged.values()), retry_remote=remote == "failed")  # noqa: E501
     log.info("connector %s revoked (remote: %s)", connector.id, remote)
     return RevokeOut(
         connector=await connectors.to_out(session, connector),
