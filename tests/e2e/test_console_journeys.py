@@ -261,6 +261,16 @@ async def test_bigcommerce_token_paste_and_sync(
     await expect(page.locator("#connector-title")).to_be_focused()
     await steps.shot(page, "connector at 360 px")
     assert await page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+
+    # The merchant deletes the API account in BigCommerce: Test connection says what to do.
+    service.sandbox.state.bigcommerce_accounts.pop(good)
+    await page.get_by_role("button", name="Test connection").click()
+    await expect(page.locator("#connector-meta")).to_contain_text("Needs re-authorization")
+    help_text = page.locator("#connector-state-text")
+    await expect(help_text).to_contain_text("BigCommerce refused the stored token")
+    await expect(help_text).to_contain_text("paste its token below")
+    await expect(page.get_by_role("button", name="Full sync")).to_be_disabled()
+    await steps.shot(page, "needs reauthorization at 360 px")
     assert page_errors(steps) == []
 
 

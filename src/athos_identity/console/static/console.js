@@ -631,7 +631,7 @@
     }
     renderConnector(state.current);
     if (state.current.state === "granted") flash("Connection works: BigCommerce accepts the token.");
-    else alertError(stateHelp(state.current));
+    else alertError("The connection test failed: BigCommerce refused the token. What to do is shown below.");
   }
 
   async function disconnectBigCommerce() {
