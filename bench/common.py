@@ -115,6 +115,16 @@ def served_api(database_url: str, workers: int = 1) -> Iterator[str]:
         process.wait(10)
 
 
+def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """An `athos-identity` subcommand in a subprocess (the real thing, as operators run it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "athos_identity", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 1 else values[0]
 

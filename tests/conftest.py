@@ -7,6 +7,7 @@ dropped afterwards), otherwise an embedded pgserver in a temporary directory.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -29,7 +30,7 @@ from support import (
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
     """A libpq URL of a server on which the tests may create databases."""
     configured = os.environ.get("ATHOS_TEST_DATABASE_URL")
     if configured:
@@ -37,7 +38,10 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    # Not under pytest's basetemp: a concurrent pytest session prunes old basetemps, and
+    # would delete a running server's data directory.
+    pgdata = tempfile.mkdtemp(prefix="athos-test-pg-")
+    server = pgserver.get_server(pgdata, cleanup_mode="delete")
     try:
         yield db.as_libpq_url(server.get_uri())
     finally:

@@ -140,11 +140,10 @@ def upgrade() -> None:
         sa.Column("quantity", sa.Integer(), nullable=False),
         sa.Column("unit_price", sa.Numeric(18, 4), nullable=True),
         sa.PrimaryKeyConstraint("tenant_id", "connector_id", "order_id", "line_id"),
-        sa.ForeignKeyConstraint(
-            ["tenant_id", "connector_id", "order_id"],
-            ["orders.tenant_id", "orders.connector_id", "orders.order_id"],
-            ondelete="CASCADE",
-        ),
+        # Lines belong to their connector, not through a foreign key to orders: checking
+        # one per inserted line cost most of a first sync's time (its cached plan was made
+        # while `orders` was empty). sales.repository deletes lines with their orders.
+        _connector_fk(),
     )
     enable_tenant_isolation("order_lines", role)
 

@@ -111,6 +111,18 @@ async def wait_for_run(
     raise AssertionError(f"run {run_id} did not end: {run}")
 
 
+async def wait_for_progress(
+    client: httpx.AsyncClient, admin: dict, run_id: str, pages_before: int
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        run = (await client.get(f"/v1/syncs/{run_id}", headers=admin)).json()
+        if run["pages"] > pages_before or run["status"] not in ("queued", "running"):
+            return dict(run)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run {run_id} made no progress")
+
+
 async def test_killed_workers_resume_and_the_data_equals_a_clean_sync(
     client: httpx.AsyncClient, tenant: Any, big_store: Any, workers: Workers, owner_conn
 ) -> None:
@@ -118,15 +130,18 @@ async def test_killed_workers_resume_and_the_data_equals_a_clean_sync(
     run_id = await start_sync(client, tenant.admin, connector_id, "full")
     rng = random.Random(1234)
     kills = 0
+    pages_seen = 0
     for _ in range(3):
         worker = workers.start()
-        await asyncio.sleep(rng.uniform(1.5, 4.0))
-        run = (await client.get(f"/v1/syncs/{run_id}", headers=tenant.admin)).json()
+        # Kill at a random moment after this worker has committed at least one page.
+        run = await wait_for_progress(client, tenant.admin, run_id, pages_seen)
         if run["status"] != "running":
             break
+        await asyncio.sleep(rng.uniform(0.0, 0.6))
         worker.send_signal(signal.SIGKILL)
         worker.wait()
         kills += 1
+        pages_seen = (await client.get(f"/v1/syncs/{run_id}", headers=tenant.admin)).json()["pages"]
         await asyncio.sleep(STALLED_SECONDS + 0.5)  # its heartbeat goes stale
     workers.start()
     killed_run = await wait_for_run(client, tenant.admin, run_id)

@@ -68,10 +68,7 @@ async def api_connector_id(session: AsyncSession, tenant_id: uuid.UUID) -> uuid.
 _STAGING_TABLES = (
     "CREATE TEMP TABLE IF NOT EXISTS incoming_links"
     " (kind smallint, key bytea, key_version smallint, customer_id text) ON COMMIT DELETE ROWS",
-    "CREATE TEMP TABLE IF NOT EXISTS incoming_customers"
-    " (customer_id text PRIMARY KEY) ON COMMIT DELETE ROWS",
     "DELETE FROM incoming_links",
-    "DELETE FROM incoming_customers",
 )
 
 
@@ -105,21 +102,19 @@ async def replace_customer_links(
                             customer.customer_id,
                         )
                     )
-        async with cursor.copy("COPY incoming_customers (customer_id) FROM STDIN") as copy:
-            for customer_id in seen:
-                await copy.write_row((customer_id,))
     params = {"tenant_id": tenant_id, "connector_id": connector_id}
+    # Customers by key (= ANY), not by a join with the staging table: temporary tables
+    # have no statistics, and a join was planned as a nested loop over every link.
     removed = await session.execute(
         text(
             "DELETE FROM identity_links l"
-            " USING incoming_customers c"
             " WHERE l.tenant_id = :tenant_id AND l.connector_id = :connector_id"
-            "   AND l.customer_id = c.customer_id"
+            "   AND l.customer_id = ANY(:ids)"
             "   AND NOT EXISTS (SELECT 1 FROM incoming_links i"
             "     WHERE i.customer_id = l.customer_id AND i.key = l.key"
             "       AND i.kind = l.kind AND i.key_version = l.key_version)"
         ),
-        params,
+        {**params, "ids": list(seen)},
     )
     added = await session.execute(
         text(
@@ -241,23 +236,25 @@ async def delete_customers(
 async def sweep_customers(
     session: AsyncSession, tenant_id: uuid.UUID, connector_id: uuid.UUID, run_id: uuid.UUID
 ) -> int:
-    """After a full sync: forget the connector's customers that the run did not see."""
-    params = {"tenant_id": tenant_id, "connector_id": connector_id, "run_id": run_id}
-    await session.execute(
-        text(
-            "DELETE FROM identity_links l USING customers c"
-            " WHERE c.tenant_id = :tenant_id AND c.connector_id = :connector_id"
-            "   AND c.seen_in_run IS DISTINCT FROM :run_id"
-            "   AND l.tenant_id = c.tenant_id AND l.connector_id = c.connector_id"
-            "   AND l.customer_id = c.customer_id"
-        ),
-        params,
-    )
+    """After a full sync: forget the connector's customers that the run did not see.
+
+    The gone customers are found first (usually few) and their links deleted by key: a join
+    of the two tables right after a first sync, before any ANALYZE, was planned as a
+    nested loop over every link (seconds for a few thousand customers)."""
     result = await session.execute(
         text(
             "DELETE FROM customers WHERE tenant_id = :tenant_id AND connector_id = :connector_id"
-            " AND seen_in_run IS DISTINCT FROM :run_id"
+            " AND seen_in_run IS DISTINCT FROM :run_id RETURNING customer_id"
         ),
-        params,
+        {"tenant_id": tenant_id, "connector_id": connector_id, "run_id": run_id},
     )
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+    gone = [row[0] for row in result]
+    if gone:
+        await session.execute(
+            text(
+                "DELETE FROM identity_links WHERE tenant_id = :tenant_id"
+                " AND connector_id = :connector_id AND customer_id = ANY(:ids)"
+            ),
+            {"tenant_id": tenant_id, "connector_id": connector_id, "ids": gone},
+        )
+    return len(gone)

@@ -38,19 +38,20 @@ ON CONFLICT (tenant_id, connector_id, order_id) DO UPDATE SET
   seen_in_run = coalesce(EXCLUDED.seen_in_run, orders.seen_in_run), updated_at = now()
 """
 
-_REPLACE_LINES = (
-    """
-DELETE FROM order_lines l USING (SELECT DISTINCT order_id FROM incoming_orders) o
-WHERE l.tenant_id = :tenant_id AND l.connector_id = :connector_id AND l.order_id = o.order_id
-""",
-    """
+# Orders by key (= ANY), not by a join with the staging table: temporary tables have no
+# statistics, and such joins were planned as nested loops over every row.
+_DELETE_LINES = """
+DELETE FROM order_lines
+WHERE tenant_id = :tenant_id AND connector_id = :connector_id AND order_id = ANY(:ids)
+"""
+
+_INSERT_LINES = """
 INSERT INTO order_lines (tenant_id, connector_id, order_id, line_id, product_id, variant_id,
                          sku, quantity, unit_price)
 SELECT DISTINCT ON (order_id, line_id) :tenant_id, :connector_id, order_id, line_id,
        product_id, variant_id, sku, quantity, unit_price
 FROM incoming_lines ORDER BY order_id, line_id
-""",
-)
+"""
 
 
 async def upsert_orders(
@@ -92,19 +93,22 @@ async def upsert_orders(
                     )  # fmt: skip
     params = {"tenant_id": tenant_id, "connector_id": connector_id, "run_id": run_id}
     await session.execute(text(_UPSERT_ORDERS), params)
-    for statement in _REPLACE_LINES:
-        await session.execute(text(statement), params)
+    order_ids = list({o.order_id for o in orders})
+    await session.execute(text(_DELETE_LINES), {**params, "ids": order_ids})
+    await session.execute(text(_INSERT_LINES), params)
 
 
 async def delete_orders(
     session: AsyncSession, tenant_id: uuid.UUID, connector_id: uuid.UUID, order_ids: Sequence[str]
 ) -> int:
+    params = {"tenant_id": tenant_id, "connector_id": connector_id, "ids": list(order_ids)}
+    await session.execute(text(_DELETE_LINES), params)
     result = await session.execute(
         text(
             "DELETE FROM orders WHERE tenant_id = :tenant_id AND connector_id = :connector_id"
-            " AND order_id = ANY(:order_ids)"
+            " AND order_id = ANY(:ids)"
         ),
-        {"tenant_id": tenant_id, "connector_id": connector_id, "order_ids": list(order_ids)},
+        params,
     )
     return result.rowcount  # type: ignore[attr-defined,no-any-return]
 
@@ -116,11 +120,17 @@ async def sweep_orders(
     result = await session.execute(
         text(
             "DELETE FROM orders WHERE tenant_id = :tenant_id AND connector_id = :connector_id"
-            " AND seen_in_run IS DISTINCT FROM :run_id"
+            " AND seen_in_run IS DISTINCT FROM :run_id RETURNING order_id"
         ),
         {"tenant_id": tenant_id, "connector_id": connector_id, "run_id": run_id},
     )
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+    gone = [row[0] for row in result]
+    if gone:
+        await session.execute(
+            text(_DELETE_LINES),
+            {"tenant_id": tenant_id, "connector_id": connector_id, "ids": gone},
+        )
+    return len(gone)
 
 
 async def forget_identifiers(

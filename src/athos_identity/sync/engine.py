@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from athos_identity import observability
@@ -148,7 +147,6 @@ async def _pull_stream(
             current = await repository.get_run(session, tenant_id, run.id, for_update=True)
             if current is None or current.status != "running":
                 raise RunCancelled(str(run.id))
-            await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
             written = await _write_page(session, tenant_id, run, stream, page)
             state["position"] = page.position
             state["done"] = page.position is None
