@@ -45,6 +45,9 @@ from athos_identity.connectors import service as connectors
 from athos_identity.connectors.models import Platform
 from athos_identity.connectors.shopify import tokens
 from athos_identity.connectors.shopify.bulk import (
+    POLL_FIRST_SECONDS,
+    POLL_MAX_SECONDS,
+    RUNNING,
     BulkGone,
     BulkRunner,
     Operation,
@@ -67,6 +70,7 @@ from athos_identity.connectors.shopify.mapping import (
     iso,
     order_line,
     order_record,
+    plain_id,
 )
 from athos_identity.sales.records import OrderRecord
 from athos_identity.sync.sources import SourcePage, Stream, TransientSourceError
@@ -83,6 +87,8 @@ LINES_PER_QUERY = 100  # 1 + 2 + 100 x 5 = 503 points
 MAX_OPERATIONS = 3
 DOWNLOAD_RETRIES = 3
 TOKEN_RECHECK_SECONDS = 300.0
+EARLY_PAGES = 8  # customers pages read through the connection while an export runs
+EARLY_PAGE_COST = 2 + CUSTOMERS_PER_QUERY * 4
 
 BULK_QUERIES = {
     Stream.customers: f"{{ customers {{ edges {{ node {{ {CUSTOMER_FIELDS} }} }} }} }}",
@@ -94,6 +100,14 @@ BULK_QUERIES = {
 CUSTOMERS_PAGE = f"""
 query Customers($first: Int!, $after: String, $query: String) {{
   customers(first: $first, after: $after, sortKey: UPDATED_AT, query: $query) {{
+    pageInfo {{ hasNextPage endCursor }}
+    nodes {{ {CUSTOMER_FIELDS} }}
+  }}
+}}
+"""
+CUSTOMERS_BY_ID = f"""
+query FirstCustomers($first: Int!, $after: String) {{
+  customers(first: $first, after: $after, sortKey: ID) {{
     pageInfo {{ hasNextPage endCursor }}
     nodes {{ {CUSTOMER_FIELDS} }}
   }}
@@ -164,6 +178,10 @@ class ShopifyApi:
             await self._client.aclose()
             self._client = None
 
+    def can_afford(self, points: float) -> bool:
+        """Whether the shop's cost bucket holds `points` now (as far as we know)."""
+        return self._client is None or self._client.pacer.delay(points) <= 0
+
     async def query(self, gql: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         if self._client is None or time.monotonic() - self._read_at > TOKEN_RECHECK_SECONDS:
             await self._use(await self._read_token())
@@ -229,6 +247,11 @@ class ShopifySource:
                 started += 1
                 state = {"bulk": operation.id}
                 yield SourcePage(position=dict(state))  # checkpoint the operation id
+            if stream is Stream.customers and "lines" not in state:
+                async for page in self._first_customers(state):
+                    yield page
+                    if page.position:
+                        state.update(page.position)
             try:
                 operation = await self.bulk.wait(state["bulk"])
             except BulkGone as gone:
@@ -245,6 +268,48 @@ class ShopifySource:
             except UrlExpired:
                 log.warning("Shopify %s export's file is gone; starting a new one", stream.value)
                 state = None
+
+    async def _first_customers(self, state: dict[str, Any]) -> AsyncIterator[SourcePage]:
+        """While Shopify runs the export, the first customers by id through the connection,
+        when the cost bucket can pay for them without waiting (at most `EARLY_PAGES`
+        pages): they are findable seconds after the grant instead of after the export.
+        The position remembers the last id read (`paged_to`); the export's rows up to it are
+        skipped, so each customer is written once."""
+        cursor = state.get("cursor")
+        pages = int(state.get("early_pages") or 0)
+        interval = POLL_FIRST_SECONDS
+        while pages < EARLY_PAGES and not state.get("paged_done"):
+            operation = await self.bulk.fetch(state["bulk"])
+            if operation is None or operation.status not in RUNNING:
+                return
+            if not self.api.can_afford(EARLY_PAGE_COST):
+                await asyncio.sleep(interval)
+                interval = min(POLL_MAX_SECONDS, interval * 1.5)
+                continue
+            data = await self.api.query(
+                CUSTOMERS_BY_ID, {"first": CUSTOMERS_PER_QUERY, "after": cursor}
+            )
+            connection = data.get("customers") or {}
+            nodes = connection.get("nodes") or []
+            info = connection.get("pageInfo") or {}
+            cursor = info.get("endCursor") if info.get("hasNextPage") else None
+            ids = [int(i) for i in (plain_id(n.get("id")) for n in nodes) if i and i.isdigit()]
+            pages += 1
+            position = {
+                **state,
+                "cursor": cursor,
+                "paged_to": max(ids, default=state.get("paged_to")),
+                "paged_done": cursor is None,
+                "early_pages": pages,
+            }
+            updated = [d for d in (iso(n.get("updatedAt")) for n in nodes) if d]
+            yield SourcePage(
+                position=position,
+                customers=[customer_record(n, self.region) for n in nodes],
+                high_water=max(updated, default=None),
+            )
+            if cursor is None:
+                return
 
     async def _download(
         self, stream: Stream, operation: Operation, state: dict[str, Any]
@@ -276,6 +341,7 @@ class ShopifySource:
         The first page is small (the first customers are findable at once), then pages
         grow to `BULK_PAGE_MAX` (fewer transactions)."""
         committed = int(state.get("lines") or 0)
+        paged_to = state.get("paged_to")  # read through the connection already
         seen = 0
         size = PAGE_SIZE
         records = []
@@ -284,10 +350,12 @@ class ShopifySource:
             seen += 1
             if seen <= committed:
                 continue
+            if paged_to is not None and _numeric_id(row.get("id")) <= paged_to:
+                continue
             records.append(customer_record(row, self.region))
             if (moment := iso(row.get("updatedAt"))) is not None:
                 updated.append(moment)
-            if len(records) >= size:
+            if len(records) >= size:  # (`lines` counts rows read, skipped ones too)
                 yield SourcePage(
                     position={**state, "lines": seen},
                     customers=records,
@@ -387,6 +455,11 @@ class ShopifySource:
             lines += items.get("nodes") or []
             info = items.get("pageInfo") or {}
         return order_record(node, tuple(order_line(x) for x in lines), self.region)
+
+
+def _numeric_id(gid: Any) -> int:
+    value = plain_id(gid)
+    return int(value) if value and value.isdigit() else -1
 
 
 _END = object()
