@@ -149,8 +149,74 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(500, "Internal server error", "An unexpected error occurred.", slug="internal")
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem: never echoes the submitted values.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "/problems/{slug}"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "Each invalid field or item, by its position in the request.",
+            "items": {
+                "type": "object",
+                "required": ["field"],
+                "properties": {
+                    "field": {"type": "string", "description": "e.g. body.records.3.phones.0"},
+                    "message": {"type": "string"},
+                    "index": {"type": "integer", "description": "the item's position"},
+                    "reason": {"type": "string"},
+                },
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+MALFORMED_JSON = {"description": "The request body is not valid JSON"}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make the OpenAPI document say what the handlers above send: every 4xx/5xx response
+    is `application/problem+json` with the Problem schema (FastAPI's default 422 body,
+    HTTPValidationError, is never sent), and every JSON body may be answered 400."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = PROBLEM_SCHEMA
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses: dict[str, Any] = operation["responses"]
+            if "requestBody" in operation:
+                responses.setdefault("400", dict(MALFORMED_JSON))
+            for code, response in responses.items():
+                if code[:1] in ("4", "5"):
+                    response["content"] = {PROBLEM_JSON: {"schema": PROBLEM_REF}}
+    text = str(schema.get("paths", {}))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if f"/{unused}'" not in text:
+            components.pop(unused, None)
+    return schema
+
+
+def _install_problem_documentation(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    _install_problem_documentation(app)
