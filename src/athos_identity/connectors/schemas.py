@@ -7,10 +7,10 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from athos_identity.connectors.models import ConnectorState
+from athos_identity.kit.regions import RegionCode
 
 Region = Field(
     default=None,
-    pattern=r"^[A-Z]{2}$",
     description="ISO 3166-1 alpha-2 country of the store (phones without a country code).",
 )
 
@@ -44,7 +44,7 @@ class ConnectorCreate(BaseModel):
         description="Shopify: the shop's myshopify.com domain. BigCommerce: the store hash "
         "(may also come later with the credentials).",
     )
-    store_country: str | None = Region
+    store_country: RegionCode | None = Region
 
     _name = field_validator("name")(_printable_name)
 
@@ -58,7 +58,7 @@ class ConnectorUpdate(BaseModel):
         max_length=255,
         description="Only while the connector has no credentials (state not_granted).",
     )
-    store_country: str | None = Region
+    store_country: RegionCode | None = Region
 
     _name = field_validator("name")(_printable_name)
 

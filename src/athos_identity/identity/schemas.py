@@ -5,6 +5,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from athos_identity.kit.regions import RegionCode
+
 MAX_INGEST_RECORDS = 10_000
 MAX_LOOKUP_IDENTIFIERS = 1_000
 MAX_IDENTIFIERS_PER_RECORD = 50
@@ -12,7 +14,6 @@ MAX_VALUE_LENGTH = 1024
 
 Region = Field(
     default=None,
-    pattern=r"^[A-Z]{2}$",
     description="ISO 3166-1 alpha-2 region for phones written without a country code.",
 )
 
@@ -33,7 +34,7 @@ class IdentifierIn(BaseModel):
         description="A raw e-mail or phone, or the SHA-256 of its normalized form "
         "(64 hex or 44 base64 characters).",
     )
-    region: str | None = Region
+    region: RegionCode | None = Region
 
 
 class LookupIn(BaseModel):
@@ -62,7 +63,7 @@ class RecordIn(BaseModel):
     customer_id: str = Field(min_length=1, max_length=255)
     emails: list[str] = Field(default_factory=list, max_length=MAX_IDENTIFIERS_PER_RECORD)
     phones: list[str] = Field(default_factory=list, max_length=MAX_IDENTIFIERS_PER_RECORD)
-    default_region: str | None = Region
+    default_region: RegionCode | None = Region
 
 
 class RecordsIn(BaseModel):

@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from athos_identity.kit.regions import RegionCode
+
 
 class Scope(StrEnum):
     admin = "admin"  # connectors, keys, syncs, erasure of its own tenant
@@ -21,9 +23,8 @@ class TenantCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    default_region: str | None = Field(
+    default_region: RegionCode | None = Field(
         default=None,
-        pattern=r"^[A-Z]{2}$",
         description="ISO 3166-1 alpha-2 region for phone numbers written without a country code.",
     )
 
