@@ -6,6 +6,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from athos_identity.kit.regions import RegionCode
+from athos_identity.kit.text import NO_NUL
 
 MAX_INGEST_RECORDS = 10_000
 MAX_LOOKUP_IDENTIFIERS = 1_000
@@ -60,7 +61,7 @@ class LookupOut(BaseModel):
 class RecordIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: str = Field(min_length=1, max_length=255)
+    customer_id: str = Field(min_length=1, max_length=255, pattern=NO_NUL)
     emails: list[str] = Field(default_factory=list, max_length=MAX_IDENTIFIERS_PER_RECORD)
     phones: list[str] = Field(default_factory=list, max_length=MAX_IDENTIFIERS_PER_RECORD)
     default_region: RegionCode | None = Region
@@ -90,7 +91,7 @@ class IngestOut(BaseModel):
 class CustomerSelector(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: str = Field(min_length=1, max_length=255)
+    customer_id: str = Field(min_length=1, max_length=255, pattern=NO_NUL)
     connector_id: uuid.UUID | None = Field(
         default=None, description="Only this connector's customer; every connector when omitted."
     )

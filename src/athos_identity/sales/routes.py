@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
+from athos_identity.kit.text import NO_NUL
 from athos_identity.sales import repository
 from athos_identity.sales.schemas import CustomerOrdersOut, OrderOut
 from athos_identity.tenants.deps import AdminCaller, Session
@@ -16,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["sales"])
     responses={401: {"description": "Bad API key"}, 403: {"description": "Not an admin key"}},
 )
 async def customer_orders(
-    customer_id: str,
+    customer_id: Annotated[str, Path(pattern=NO_NUL, max_length=255)],
     session: Session,
     caller: AdminCaller,
     connector_id: uuid.UUID | None = Query(default=None, description="Only this connector's."),

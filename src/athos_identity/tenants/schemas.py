@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from athos_identity.kit.regions import RegionCode
+from athos_identity.kit.text import NO_NUL
 
 
 class Scope(StrEnum):
@@ -22,7 +23,7 @@ GRANTABLE_SCOPES = frozenset({Scope.admin, Scope.lookup})
 class TenantCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     default_region: RegionCode | None = Field(
         default=None,
         description="ISO 3166-1 alpha-2 region for phone numbers written without a country code.",
@@ -42,7 +43,7 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     scopes: list[Scope] = Field(min_length=1, max_length=3)
-    name: str = Field(default="", max_length=200)
+    name: str = Field(default="", max_length=200, pattern=NO_NUL)
 
 
 class KeyOut(BaseModel):
