@@ -46,7 +46,7 @@ async def put_credentials(
 
 @router.delete(
     "/connectors/{connector_id}/bigcommerce/credentials",
-    responses={**PROBLEMS, **NOT_FOUND},
+    responses={**PROBLEMS, **NOT_FOUND, 409: {"description": "Not a BigCommerce connector"}},
 )
 async def delete_credentials(
     connector_id: uuid.UUID, session: Session, caller: AdminCaller
