@@ -194,5 +194,6 @@ def test_hooks_deliver_ids_only_with_custom_headers(sandbox: RunningSandbox,
     assert all(r.headers["X-Connector-Secret"] == "s3cret" for r in received)
     with api(sandbox, store_hash, token) as bc:
         updated = bc.get("/v3/customers", params={"limit": 250}).json()["data"]
-    assert updated[-1]["id"] == customer["id"] and updated[-2]["id"] == 3, "changed ones last"
+    # Both changed within a second or two: their relative order depends on the clock tick.
+    assert {updated[-1]["id"], updated[-2]["id"]} == {customer["id"], 3}, "changed ones last"
     assert 4 not in {c["id"] for c in updated}
