@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,42 @@ async def test_hooks_bring_changes_and_deletions_without_a_sync(
     found = await lookup_emails(client, tenant.admin, ["hooked.change@example.org", emails[1]])
     assert str(changed) in found[0]
     assert str(removed) not in found[1]
+
+
+async def test_a_full_sync_sweeps_only_orders_its_source_could_see(
+    client: httpx.AsyncClient, tenant: Any, bc_store: Any, owner_conn, monkeypatch
+) -> None:
+    """A source blind to old orders (Shopify without read_all_orders) must not delete them."""
+    from datetime import UTC, datetime, timedelta
+
+    from athos_identity import db
+    from athos_identity.connectors.bigcommerce.source import BigCommerceSource
+    from athos_identity.sales import repository as sales
+    from athos_identity.sales.records import HashedOrder
+
+    connector_id = await granted_bigcommerce_connector(client, tenant.admin, bc_store)
+    long_ago = datetime.now(UTC) - timedelta(days=400)
+    recently = datetime.now(UTC) - timedelta(days=1)
+
+    def order(order_id: str, placed: datetime) -> HashedOrder:
+        return HashedOrder(order_id, None, None, None, 1, "USD", None, None, placed, placed, (), 0)
+
+    async with db.tenant_transaction(tenant.tenant_id) as session:
+        await sales.upsert_orders(
+            session,
+            tenant.tenant_id,
+            uuid.UUID(connector_id),
+            [order("old-unseen", long_ago), order("recent-unseen", recently)],
+        )
+    monkeypatch.setattr(
+        BigCommerceSource, "orders_visible_since", datetime.now(UTC) - timedelta(days=60),
+        raising=False,
+    )  # fmt: skip
+    await full_sync(client, tenant.admin, connector_id)
+    kept = {
+        row[0]
+        for row in owner_conn.execute(
+            "SELECT order_id FROM orders WHERE order_id IN ('old-unseen', 'recent-unseen')"
+        )
+    }
+    assert kept == {"old-unseen"}

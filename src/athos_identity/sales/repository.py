@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -114,15 +115,28 @@ async def delete_orders(
 
 
 async def sweep_orders(
-    session: AsyncSession, tenant_id: uuid.UUID, connector_id: uuid.UUID, run_id: uuid.UUID
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    connector_id: uuid.UUID,
+    run_id: uuid.UUID,
+    placed_since: datetime | None = None,
 ) -> int:
-    """Delete the connector's orders a full sync did not see (gone from the platform)."""
+    """Delete the connector's orders a full sync did not see (gone from the platform);
+    with `placed_since`, only among the orders placed since then (the rest were not
+    visible to the sync, so their absence says nothing)."""
     result = await session.execute(
         text(
             "DELETE FROM orders WHERE tenant_id = :tenant_id AND connector_id = :connector_id"
-            " AND seen_in_run IS DISTINCT FROM :run_id RETURNING order_id"
+            " AND seen_in_run IS DISTINCT FROM :run_id"
+            " AND (CAST(:placed_since AS timestamptz) IS NULL OR placed_at >= :placed_since)"
+            " RETURNING order_id"
         ),
-        {"tenant_id": tenant_id, "connector_id": connector_id, "run_id": run_id},
+        {
+            "tenant_id": tenant_id,
+            "connector_id": connector_id,
+            "run_id": run_id,
+            "placed_since": placed_since,
+        },
     )
     gone = [row[0] for row in result]
     if gone:

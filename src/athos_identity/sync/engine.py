@@ -154,7 +154,7 @@ async def _pull_stream(
                 previous = state.get("high_water")
                 state["high_water"] = max(previous or "", page.high_water.isoformat())
             if state["done"] and run.mode == "full":
-                written["deleted"] = await _sweep(session, tenant_id, run, stream)
+                written["deleted"] = await _sweep(session, tenant_id, run, stream, source)
             checkpoint = {**current.checkpoint, stream.value: state}
             await repository.update_run(
                 session,
@@ -176,7 +176,7 @@ async def _pull_stream(
             return
     # A source that ends without a final position-less page: the stream is complete.
     async with tenant_transaction(tenant_id) as session:
-        deleted = await _sweep(session, tenant_id, run, stream) if run.mode == "full" else 0
+        deleted = await _sweep(session, tenant_id, run, stream, source) if run.mode == "full" else 0
         state["done"] = True
         run.checkpoint = {**run.checkpoint, stream.value: state}
         await repository.update_run(
@@ -219,11 +219,18 @@ async def _write_page(
     return {"orders": len(orders), "skipped": sum(o.skipped for o in orders), "deleted": deleted}
 
 
-async def _sweep(session: AsyncSession, tenant_id: uuid.UUID, run: SyncRun, stream: Stream) -> int:
-    """After a full pass: what the platform no longer has is removed here too."""
+async def _sweep(
+    session: AsyncSession, tenant_id: uuid.UUID, run: SyncRun, stream: Stream, source: Source
+) -> int:
+    """After a full pass: what the platform no longer has is removed here too — but only
+    within what the source can see (Shopify shows 60 days of orders without
+    read_all_orders: older orders are out of sight, not deleted)."""
     if stream is Stream.customers:
         return await identity.sweep_customers(session, tenant_id, run.connector_id, run.id)
-    return await sales.sweep_orders(session, tenant_id, run.connector_id, run.id)
+    visible_since = getattr(source, "orders_visible_since", None)
+    return await sales.sweep_orders(
+        session, tenant_id, run.connector_id, run.id, placed_since=visible_since
+    )
 
 
 async def _finish(tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:

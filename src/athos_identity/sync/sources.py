@@ -36,6 +36,10 @@ class SourcePage:
 
 
 class Source(Protocol):
+    """Optionally also `orders_visible_since: datetime | None`: a source that cannot see
+    older orders (Shopify without read_all_orders) says so, and full syncs then sweep
+    away only unseen orders placed since then."""
+
     def pages(
         self, stream: Stream, *, since: datetime | None, position: Any
     ) -> AsyncIterator[SourcePage]:
