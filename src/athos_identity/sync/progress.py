@@ -34,8 +34,7 @@ def follow_run(base: str, key: str, run_id: str, console: Console) -> str:
         BarColumn(),
         TaskProgressColumn(),
         TextColumn(
-            "{task.completed:,.0f} records · {task.fields[rate]}/s"
-            " · skipped {task.fields[skipped]}"
+            "{task.completed:,.0f} records · {task.fields[rate]}/s · skipped {task.fields[skipped]}"
         ),
         TimeRemainingColumn(),
     )

@@ -37,7 +37,9 @@ async def start_run(tenant_id: uuid.UUID, connector_id: uuid.UUID, mode: SyncMod
                 f"A sync of this connector is already queued or running: {exists.run_id}.",
                 run_id=str(exists.run_id),
             ) from None
-        await audit.record(session, tenant_id, "sync.start", run.id, only_by_key=True, full=mode.value == "full")  # noqa: E501
+        await audit.record(
+            session, tenant_id, "sync.start", run.id, only_by_key=True, full=mode.value == "full"
+        )
     job_id = await _queue_pull(tenant_id, connector_id, run.id)
     async with tenant_transaction(tenant_id) as session:
         await repository.update_run(session, tenant_id, run.id, job_id=job_id)
