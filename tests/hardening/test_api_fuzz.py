@@ -167,7 +167,13 @@ def test_stateful_sequences_follow_the_inferred_links(
     patch, grant, sync, delete it...), as schemathesis infers the links from the schema."""
     admin = bearer(fuzz_tenant.keys["admin"])
 
-    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+    # A schema object of its own: the one above carries the path-id hook and what its
+    # parametrized runs learnt, which made hypothesis see "inconsistent data generation".
+    fresh = schemathesis.openapi.from_dict(SPEC, config=CONFIG)
+    for method, path in EXCLUDED:
+        fresh = fresh.exclude(method=method, path=path)
+
+    class Workflow(fresh.as_state_machine()):  # type: ignore[misc]
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
             return {"base_url": api_server.base_url, "headers": admin, "timeout": 10}
 
