@@ -7,6 +7,7 @@ import hashlib
 import json
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from sync_support import run_until_ended, snapshot, start_sync
 
 from athos_identity.connectors.shopify import bulk as shopify_bulk
 from athos_identity.connectors.shopify import source as shopify_source
+from athos_identity.connectors.shopify import windows
 from athos_identity.sync import engine
 
 pytest_plugins = ["shopify_fixtures"]  # shopify_settings: the sandbox the service talks to
@@ -172,7 +174,7 @@ async def test_full_sync_links_every_customer_and_stores_orders_with_their_lines
     assert sum(1 for r in rows if r[1] is None) == answers["guest_order_count"]
 
 
-async def test_failed_and_stuck_exports_are_started_again(
+async def test_failed_and_stuck_exports_are_run_again_over_halved_windows(
     client: httpx.AsyncClient,
     tenant: Any,
     small_shop: Shop,
@@ -192,15 +194,114 @@ async def test_failed_and_stuck_exports_are_started_again(
 
     run = await full_sync(client, tenant.admin, connector_id)
 
-    assert [(o.root_field, o.status) for o in operations(small_shop)] == [
-        ("customers", "FAILED"),
-        ("customers", "CANCELED"),
+    done = operations(small_shop)
+    assert [(o.root_field, o.status) for o in done] == [
+        ("customers", "FAILED"),  # the whole stream
+        ("customers", "CANCELED"),  # its first half
+        ("customers", "COMPLETED"),  # the first half's halves
         ("customers", "COMPLETED"),
+        ("customers", "COMPLETED"),  # the second half
         ("orders", "COMPLETED"),
+    ]
+    assert [window(o) for o in done] == [
+        (None, None),
+        (None, window(done[4])[0]),
+        (None, window(done[3])[0]),
+        (window(done[2])[1], window(done[1])[1]),
+        (window(done[1])[1], None),
+        (None, None),
     ]
     assert run["attempts"] == 1, "recovered inside the job, from the checkpointed operation"
     assert (run["customers"], run["orders"]) == (answers["customer_count"], answers["order_count"])
     await assert_links_match(client, tenant.admin, answers)
+
+
+def window(operation: Any) -> tuple[int | None, int | None]:
+    """The `updated_at` range `[from, to)` the sandbox ran the export over (None: open)."""
+    search = operation.search
+    high = search.max_updated + 1 if search.max_updated is not None else None
+    return search.min_updated, high
+
+
+def inject_faults(shop: Shop, kind: str, count: int) -> None:
+    with shop.sandbox.client() as sandbox:
+        sandbox.post(
+            "/sandbox/faults", json={"platform": "shopify", "kind": kind, "count": count}
+        ).raise_for_status()
+
+
+async def test_failing_exports_of_both_streams_complete_over_windows_with_exact_data(
+    client: httpx.AsyncClient,
+    tenant: Any,
+    small_shop: Shop,
+    owner_conn: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shopify_source, "EARLY_PAGES", 0)
+    connector_id = await grant(client, tenant, small_shop, **ALL_HISTORY)
+    answers = expected(small_shop)
+    inject_faults(small_shop, "bulk_fail", 2)  # the first two customers' exports
+    start = shopify_bulk.BulkRunner.start
+    injected: list[str] = []
+
+    async def start_failing_orders(self: Any, bulk_query: str) -> Any:
+        if "orders" in bulk_query and not injected:  # the first two orders' exports too
+            injected.append(bulk_query)
+            inject_faults(small_shop, "bulk_fail", 2)
+        return await start(self, bulk_query)
+
+    monkeypatch.setattr(shopify_bulk.BulkRunner, "start", start_failing_orders)
+
+    run = await full_sync(client, tenant.admin, connector_id)
+
+    done = operations(small_shop)
+    for stream in ("customers", "orders"):
+        ran = [o for o in done if o.root_field == stream]
+        assert [o.status for o in ran] == ["FAILED", "FAILED"] + ["COMPLETED"] * 3
+        assert [window(o) for o in ran] == [
+            (None, None),
+            (None, window(ran[4])[0]),
+            (None, window(ran[3])[0]),
+            (window(ran[2])[1], window(ran[1])[1]),
+            (window(ran[1])[1], None),
+        ]
+        assert "updated_at:<'" in ran[2].query and "updated_at:>='" in ran[3].query
+        assert sum(o.root_object_count for o in ran[2:]) == ran[0].root_object_count
+    assert run["attempts"] == 1
+    assert (run["customers"], run["orders"]) == (answers["customer_count"], answers["order_count"])
+    await assert_links_match(client, tenant.admin, answers)
+    # every order with exactly its lines: each window's file joined children to parents
+    orders = visible_orders(small_shop, all_history=True)
+    assert stored_lines(owner_conn, connector_id) == sandbox_lines(orders)
+    stored = snapshot(owner_conn, connector_id)
+    assert {row[0] for row in stored["orders"]} == {str(o.id) for o in orders}
+    customers = small_shop.store.data.customers.iter_by_id()
+    assert {row[0] for row in stored["customers"]} == {str(c.id) for c in customers}
+
+
+def test_windows_halve_down_to_the_minimum() -> None:
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    earliest = now - timedelta(days=8)
+    halves = windows.split(windows.WHOLE, earliest=earliest, now=now)
+    assert halves == [[None, "2026-04-27T00:00:00Z"], ["2026-04-27T00:00:00Z", None]]
+    first = windows.split(halves[0], earliest=earliest, now=now)
+    assert first == [
+        [None, "2026-04-25T00:00:00Z"],
+        ["2026-04-25T00:00:00Z", "2026-04-27T00:00:00Z"],
+    ]
+    assert windows.split(first[1], earliest=earliest, now=now) == [
+        ["2026-04-25T00:00:00Z", "2026-04-26T00:00:00Z"],
+        ["2026-04-26T00:00:00Z", "2026-04-27T00:00:00Z"],
+    ]
+    assert (
+        windows.split(["2026-04-25T00:00:00Z", "2026-04-26T00:00:00Z"], earliest=earliest, now=now)
+        is None
+    )
+    assert windows.split(windows.WHOLE, earliest=None, now=now) is None, "an empty stream"
+    assert windows.search(first[1]) == (
+        "updated_at:>='2026-04-25T00:00:00Z' AND updated_at:<'2026-04-27T00:00:00Z'"
+    )
+    assert windows.search(windows.WHOLE) is None
 
 
 async def test_a_pull_killed_mid_export_resumes_the_same_operation(
@@ -251,6 +352,59 @@ async def test_a_pull_killed_mid_export_resumes_the_same_operation(
     await assert_links_match(client, tenant.admin, answers)
     orders = visible_orders(small_shop, all_history=True)
     assert stored_lines(owner_conn, connector_id) == sandbox_lines(orders)
+
+
+async def test_a_pull_killed_inside_a_window_resumes_its_operation_and_skips_done_windows(
+    client: httpx.AsyncClient,
+    tenant: Any,
+    small_shop: Shop,
+    owner_conn: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shopify_source, "PAGE_SIZE", 2)
+    monkeypatch.setattr(shopify_source, "BULK_PAGE_MAX", 2)
+    monkeypatch.setattr(shopify_source, "EARLY_PAGES", 0)
+    connector_id = await grant(client, tenant, small_shop, **ALL_HISTORY)
+    answers = expected(small_shop)
+    inject_faults(small_shop, "bulk_fail", 1)  # the customers' whole export: two windows
+    run_id = await start_sync(client, tenant.admin, connector_id, "full")
+    tenant_id = tenant.tenant_id
+
+    def position() -> dict[str, Any]:
+        row = owner_conn.execute(
+            "SELECT checkpoint FROM sync_runs WHERE id = %s", (uuid.UUID(run_id),)
+        ).fetchone()
+        return dict((row[0].get("customers") or {}).get("position") or {})
+
+    # killed while the first window's file downloads
+    with pytest.raises(engine.RunCancelled):
+        await engine.run_pull(tenant_id, uuid.UUID(run_id), lambda: "lines" in position())
+    first = position()
+    assert len(first["windows"]) == 2 and first["done"] == 0
+    assert first["bulk"] == operations(small_shop)[1].gid and first["lines"] == 2
+
+    # killed again inside the second window
+    with pytest.raises(engine.RunCancelled):
+        await engine.run_pull(
+            tenant_id,
+            uuid.UUID(run_id),
+            lambda: position().get("done") == 1 and "lines" in position(),
+        )
+    second = position()
+    assert second["windows"] == first["windows"][1:] and second["done"] == 1
+    assert second["bulk"] == operations(small_shop)[2].gid
+
+    run = await run_until_ended(client, tenant.admin, run_id)
+
+    assert run["status"] == "succeeded"
+    assert [(o.root_field, o.status) for o in operations(small_shop)] == [
+        ("customers", "FAILED"),
+        ("customers", "COMPLETED"),
+        ("customers", "COMPLETED"),
+        ("orders", "COMPLETED"),
+    ], "each window exported once, its operation resumed after each kill"
+    assert (run["customers"], run["orders"]) == (answers["customer_count"], answers["order_count"])
+    await assert_links_match(client, tenant.admin, answers)
 
 
 async def test_http_faults_are_retried_and_the_data_is_exactly_right(

@@ -8,9 +8,18 @@ Full sync (`since` is None): one bulk operation per stream (`bulk.py`).
 - Orders are complete only at the end of the file (children may come anywhere): rows are
   spilled to an encrypted temporary file, then orders are yielded in id order; the position
   is `{"bulk": id, "after": last order id}`.
-- FAILED, CANCELED, EXPIRED or stalled operations and expired result URLs: a new operation
-  is started (up to `MAX_OPERATIONS` per attempt; then the job retries later). A cut or
-  dropped download is fetched again (`DOWNLOAD_RETRIES`), skipping what was committed.
+- FAILED, CANCELED, EXPIRED or stalled operations: the export is run again over smaller
+  date windows (`windows.py`): the failed window `[A, B)` on `updated_at` is replaced by its
+  two halves, each exported with `query: "updated_at:>='A' AND updated_at:<'B'"`, one after
+  the other; a window that fails again is halved again, down to `windows.MIN_WINDOW`, then
+  `TransientSourceError` (the job retries later, from the checkpoint). The position carries
+  the windows still to do (`windows`, the current one first) and how many are done
+  (`done`), besides the current window's `bulk`/`lines`/`after`: a restart resumes the
+  in-flight window's operation, and never exports a completed window again. Orders are
+  joined to their lines within a window's file (a line is exported with its order, in the
+  window of the order's `updated_at`). An expired result URL runs the same window again (up
+  to `MAX_OPERATIONS` times). A cut or dropped download is fetched again
+  (`DOWNLOAD_RETRIES`), skipping what was committed.
 
 Incremental sync: the `customers`/`orders` connections, oldest change first
 (`sortKey: UPDATED_AT`, `query: "updated_at:>='…'"`); the position is the page cursor. Pages
@@ -35,6 +44,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +53,8 @@ import httpx
 from athos_identity import db
 from athos_identity.connectors import service as connectors
 from athos_identity.connectors.models import Platform
-from athos_identity.connectors.shopify import tokens
+from athos_identity.connectors.shopify import client as shopify_client
+from athos_identity.connectors.shopify import tokens, windows
 from athos_identity.connectors.shopify.bulk import (
     POLL_FIRST_SECONDS,
     POLL_MAX_SECONDS,
@@ -90,12 +101,27 @@ TOKEN_RECHECK_SECONDS = 300.0
 EARLY_PAGES = 8  # customers pages read through the connection while an export runs
 EARLY_PAGE_COST = 2 + CUSTOMERS_PER_QUERY * 4
 
-BULK_QUERIES = {
-    Stream.customers: f"{{ customers {{ edges {{ node {{ {CUSTOMER_FIELDS} }} }} }} }}",
-    Stream.orders: (
-        f"{{ orders {{ edges {{ node {{ {ORDER_FIELDS} "
+EARLY_KEYS = ("cursor", "paged_to", "paged_done", "early_pages")  # kept across windows
+
+
+def bulk_query(stream: Stream, window: windows.Window = windows.WHOLE) -> str:
+    """The export of `stream`, restricted to changes inside `window`."""
+    restrict = windows.argument(window)
+    if stream is Stream.customers:
+        return f"{{ customers{restrict} {{ edges {{ node {{ {CUSTOMER_FIELDS} }} }} }} }}"
+    return (
+        f"{{ orders{restrict} {{ edges {{ node {{ {ORDER_FIELDS} "
         f"lineItems {{ edges {{ node {{ {LINE_FIELDS} }} }} }} }} }} }} }}"
-    ),
+    )
+
+
+BULK_QUERIES = {stream: bulk_query(stream) for stream in Stream}
+EARLIEST = {
+    stream: (
+        f"query Earliest{stream.value.title()} {{ {stream.value}(first: 1, sortKey: UPDATED_AT)"
+        " { nodes { updatedAt } } }"
+    )
+    for stream in Stream
 }
 CUSTOMERS_PAGE = f"""
 query Customers($first: Int!, $after: String, $query: String) {{
@@ -235,19 +261,24 @@ class ShopifySource:
     # --- full sync: bulk operations ---------------------------------------------------------
 
     async def _bulk_pages(self, stream: Stream, position: Any) -> AsyncIterator[SourcePage]:
-        state: dict[str, Any] | None = dict(position) if position else None
-        started = 0
+        """The stream's export, window by window (module docstring). `state["windows"]`
+        are the windows still to do, the current one first; `state["done"]` counts those
+        done; `bulk`, `lines`/`after` are the current window's operation and progress."""
+        state: dict[str, Any] = dict(position or {})
+        state.setdefault("windows", [list(windows.WHOLE)])
+        started = 0  # operations started for the current window (a cut file runs it again)
         while True:
-            if state is None:
+            window = list(state["windows"][0])
+            if "bulk" not in state:
                 if started >= MAX_OPERATIONS:
                     raise TransientSourceError(
                         f"Shopify bulk export of {stream.value} failed {started} times"
                     )
-                operation = await self.bulk.start(BULK_QUERIES[stream])
+                operation = await self.bulk.start(bulk_query(stream, window))
                 started += 1
-                state = {"bulk": operation.id}
+                state["bulk"] = operation.id
                 yield SourcePage(position=dict(state))  # checkpoint the operation id
-            if stream is Stream.customers and "lines" not in state:
+            if stream is Stream.customers and "lines" not in state and window == windows.WHOLE:
                 async for page in self._first_customers(state):
                     yield page
                     if page.position:
@@ -255,19 +286,49 @@ class ShopifySource:
             try:
                 operation = await self.bulk.wait(state["bulk"])
             except BulkGone as gone:
-                log.warning("Shopify %s export: %s; starting a new one", stream.value, gone)
-                state = None
+                halves = await self._split(stream, window)
+                if halves is None:
+                    raise TransientSourceError(
+                        f"Shopify bulk export of {stream.value} failed on a window of "
+                        f"{window[0] or 'the start'} to {window[1] or 'now'} ({gone})"
+                    ) from None
+                log.warning(
+                    "Shopify %s export: %s; again over %s to %s and %s to %s",
+                    stream.value, gone, *halves[0], *halves[1],
+                )  # fmt: skip
+                state = _carried(state, windows=halves + state["windows"][1:])
+                started = 0
                 continue
+            rest = state["windows"][1:]
+            following = _carried(state, windows=rest, done=int(state.get("done") or 0) + 1)
             if not operation.url:  # nothing matched: Shopify gives no file
-                yield SourcePage(position=None, estimated_total=0)
-                return
+                if not rest:
+                    total = 0 if window == windows.WHOLE else None
+                    yield SourcePage(position=None, estimated_total=total)
+                    return
+                yield SourcePage(position=dict(following))
+                state, started = following, 0
+                continue
             try:
                 async for page in self._download(stream, operation, state):
+                    if page.position is None and rest:  # this window is done, not the stream
+                        page = replace(page, position=dict(following))
                     yield page
-                return
             except UrlExpired:
-                log.warning("Shopify %s export's file is gone; starting a new one", stream.value)
-                state = None
+                log.warning("Shopify %s export's file is gone; running it again", stream.value)
+                state = _carried(state, windows=state["windows"])
+                continue
+            if not rest:
+                return
+            state, started = following, 0
+
+    async def _split(self, stream: Stream, window: windows.Window) -> list[windows.Window] | None:
+        earliest = None
+        if window[0] is None:
+            data = await self.api.query(EARLIEST[stream], None)
+            nodes = (data.get(stream.value) or {}).get("nodes") or []
+            earliest = iso(nodes[0].get("updatedAt")) if nodes else None
+        return windows.split(window, earliest=earliest, now=shopify_client.utcnow())
 
     async def _first_customers(self, state: dict[str, Any]) -> AsyncIterator[SourcePage]:
         """While Shopify runs the export, the first customers by id through the connection,
@@ -455,6 +516,12 @@ class ShopifySource:
             lines += items.get("nodes") or []
             info = items.get("pageInfo") or {}
         return order_record(node, tuple(order_line(x) for x in lines), self.region)
+
+
+def _carried(state: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A new window's state: what the early pages read is kept, the operation is not."""
+    kept = {key: state[key] for key in EARLY_KEYS if key in state}
+    return {**kept, "windows": state["windows"], "done": state.get("done") or 0, **changes}
 
 
 def _numeric_id(gid: Any) -> int:
