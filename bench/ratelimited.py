@@ -9,21 +9,40 @@ The floor is the larger of T_free and the least time the quota allows for R requ
 (ceil(R / 150) - 1) windows of 30 / F real seconds. Figures: T_limited / floor (target
 <= 1.15) and the share of responses that were 429 (target <= 1%).
 
+Shopify Standard ("basic" in the sandbox: cost bucket 2000 points, restoring 100 per
+second), an incremental sync through the paged GraphQL connections (the cost-limited path;
+full syncs use bulk exports, which cost next to nothing). Each shop is granted through the
+real OAuth flow, its cursors set before every record, so the incremental run reads the
+whole shop page by page. The same shop contents are pulled twice:
+  1. on the "unlimited" plan: T_free, and C, the actual cost the pull spent (the sum of
+     `extensions.cost.actualQueryCost` over every response);
+  2. on "basic", with the sandbox clock sped up (time factor F, chosen so the bucket allows
+     about half our unthrottled rate): T_limited.
+Floor = max(T_free, (C - 2000) / (100 x F)): the bucket starts full, then refills at
+100 x F points per real second. Figures: T_limited / floor and the share of responses that
+were THROTTLED or 429 (target <= 1%).
+
     .venv/bin/python bench/ratelimited.py [--customers 30000] [--orders 10000]
+        [--shop-customers 6000] [--shop-orders 1500] [--platforms bigcommerce,shopify]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import sys
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -33,24 +52,56 @@ from athos_identity import db
 from athos_identity.app import create_app
 from athos_identity.settings import get_settings
 from athos_identity.sync import engine
+from athos_identity.sync import repository as sync_repository
+from athos_identity.sync.sources import Stream
 from athos_identity.tenants import service as tenants
 
 QUOTA, WINDOW = 150, 30.0
 SCOPES = ["store_v2_customers_read_only", "store_v2_orders_read_only"]
 statuses: Counter[int] = Counter()
+shopify: Counter[str] = Counter()  # responses, throttled, 429, cost (actual points)
+SHOPIFY_BUCKET, SHOPIFY_RESTORE = 2000.0, 100.0  # Standard ("basic")
+FAR_PAST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def count_responses() -> None:
-    """Count every response the platform clients receive (this process only)."""
+    """Count every response the platform clients receive (this process only): BigCommerce
+    statuses; Shopify GraphQL responses, THROTTLED errors, 429s and actual query cost."""
     original = httpx.AsyncClient.send
 
     async def send(self: httpx.AsyncClient, request: httpx.Request, **kwargs: object):
         response = await original(self, request, **kwargs)  # type: ignore[arg-type]
-        if "/bigcommerce/stores/" in str(request.url):
+        url = str(request.url)
+        if "/bigcommerce/stores/" in url:
             statuses[response.status_code] += 1
+        elif "/shopify/" in url and url.endswith("/graphql.json") and not kwargs.get("stream"):
+            count_shopify(response)
         return response
 
     httpx.AsyncClient.send = send  # type: ignore[method-assign]
+
+
+def count_shopify(response: httpx.Response) -> None:
+    shopify["responses"] += 1
+    if response.status_code == 429:
+        shopify["429"] += 1
+        return
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return
+    if not isinstance(body, dict):
+        return
+    errors = body.get("errors")
+    if isinstance(errors, list) and any(
+        isinstance(e, dict) and (e.get("extensions") or {}).get("code") == "THROTTLED"
+        for e in errors
+    ):
+        shopify["throttled"] += 1
+    cost = (body.get("extensions") or {}).get("cost") or {}
+    actual = cost.get("actualQueryCost")
+    if isinstance(actual, int | float):
+        shopify["cost"] += int(actual)
 
 
 def sandbox_store(sandbox: str, store: str, plan: str, args: argparse.Namespace) -> str:
@@ -94,9 +145,8 @@ async def timed_pull(api: httpx.AsyncClient, store: str, token: str) -> tuple[fl
     return elapsed, sum(statuses.values()), statuses[429]
 
 
-async def measure(args: argparse.Namespace, sandbox: str) -> dict:
+async def measure_bigcommerce(args: argparse.Namespace, sandbox: str) -> dict:
     get_settings().bigcommerce_base_url = f"{sandbox}/bigcommerce"
-    count_responses()
     transport = httpx.ASGITransport(app=create_app())
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as api:
         free_token = await asyncio.to_thread(sandbox_store, sandbox, "free01", "unlimited", args)
@@ -113,8 +163,7 @@ async def measure(args: argparse.Namespace, sandbox: str) -> dict:
         t_limited, limited_requests, throttled = await timed_pull(api, "std01", limited_token)
     floor = max(t_free, windows * WINDOW / factor)
     return {
-        "bench": "ratelimited",
-        "platform": "bigcommerce",
+        "plan": "standard",
         "customers": args.customers,
         "orders": args.orders,
         "requests": limited_requests,
@@ -127,12 +176,157 @@ async def measure(args: argparse.Namespace, sandbox: str) -> dict:
     }
 
 
+# --- Shopify --------------------------------------------------------------------------------
+
+
+class _Form(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.action = values.get("action", "")
+        if tag == "input" and values.get("name"):
+            self.fields[values["name"]] = values.get("value", "")
+
+
+def approve(sandbox: str, authorize_url: str) -> str:
+    """The merchant presses Install; returns the callback URL Shopify redirects to."""
+    with httpx.Client(timeout=30, follow_redirects=False) as browser:
+        page = browser.get(authorize_url)
+        page.raise_for_status()
+        form = _Form()
+        form.feed(page.text)
+        approved = browser.post(sandbox + form.action, data={**form.fields, "decision": "approve"})
+        assert approved.status_code == 302, approved.text
+        return str(approved.headers["location"])
+
+
+def sandbox_shop(sandbox: str, shop: str, plan: str, args: argparse.Namespace) -> None:
+    httpx.post(
+        f"{sandbox}/sandbox/shopify/shops",
+        json={
+            "shop": shop, "customers": args.shop_customers, "orders": args.shop_orders,
+            "plan": plan, "seed": 3,
+        },
+        timeout=120,
+    ).raise_for_status()  # fmt: skip
+
+
+async def timed_incremental(api: httpx.AsyncClient, sandbox: str, shop: str) -> dict:
+    """Grant Access, cursors before every record, an incremental sync through the engine;
+    returns its seconds and what the bench counted of Shopify's responses."""
+    async with db.transaction() as session:
+        tenant, _, key = await tenants.create_tenant(session, f"bench {shop}", "US")
+    headers = {"Authorization": f"Bearer {key}"}
+    created = await api.post(
+        "/v1/connectors",
+        json={"platform": "shopify", "name": shop, "store": shop},
+        headers=headers,
+    )
+    created.raise_for_status()
+    connector_id = created.json()["id"]
+    grant = await api.post(
+        f"/v1/connectors/{connector_id}/shopify/grant",
+        json={"history_days": 3650},  # read_all_orders: every order is visible
+        headers=headers,
+    )
+    grant.raise_for_status()
+    callback = urlsplit(await asyncio.to_thread(approve, sandbox, grant.json()["authorize_url"]))
+    landed = await api.get(f"{callback.path}?{callback.query}")
+    assert landed.status_code == 303, landed.text
+    async with db.tenant_transaction(tenant.tenant_id) as session:
+        for stream in Stream:
+            await sync_repository.advance_cursor(
+                session, tenant.tenant_id, uuid.UUID(connector_id), stream, FAR_PAST
+            )
+    run = await api.post(
+        f"/v1/connectors/{connector_id}/syncs", json={"mode": "incremental"}, headers=headers
+    )
+    run.raise_for_status()
+    shopify.clear()
+    started = time.perf_counter()
+    await engine.run_pull(tenant.tenant_id, uuid.UUID(run.json()["id"]))
+    elapsed = time.perf_counter() - started
+    counted = dict(shopify)
+    done = await api.get(f"/v1/syncs/{run.json()['id']}", headers=headers)
+    body = done.json()
+    if body["status"] != "succeeded":
+        raise SystemExit(f"the incremental sync of {shop} ended {body['status']}: {body}")
+    return {"seconds": elapsed, "customers": body["customers"], "orders": body["orders"], **counted}
+
+
+async def measure_shopify(args: argparse.Namespace, sandbox: str) -> dict:
+    async with httpx.AsyncClient(timeout=10) as plain:
+        state = (await plain.get(f"{sandbox}/sandbox/state")).json()["settings"]
+    settings = get_settings()
+    settings.shopify_base_url = state["ATHOS_SHOPIFY_BASE_URL"]
+    settings.shopify_client_id = state["ATHOS_SHOPIFY_CLIENT_ID"]
+    settings.shopify_client_secret = SecretStr(state["ATHOS_SHOPIFY_CLIENT_SECRET"])
+    settings.public_url = "http://bench.invalid"
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as api:
+        async with httpx.AsyncClient() as plain:  # real time for the unthrottled pull
+            (
+                await plain.post(f"{sandbox}/sandbox/clock", json={"time_factor": 1.0})
+            ).raise_for_status()
+        await asyncio.to_thread(
+            sandbox_shop, sandbox, "free-bench.myshopify.com", "unlimited", args
+        )
+        free = await timed_incremental(api, sandbox, "free-bench.myshopify.com")
+        cost = free.get("cost", 0)
+        if cost <= 2 * SHOPIFY_BUCKET:
+            raise SystemExit(f"the pull cost {cost} points: make the shop bigger")
+        # Speed the clock up so the bucket allows about half our unthrottled rate.
+        factor = (cost - SHOPIFY_BUCKET) / (SHOPIFY_RESTORE * 2 * free["seconds"])
+        async with httpx.AsyncClient() as plain:
+            (
+                await plain.post(f"{sandbox}/sandbox/clock", json={"time_factor": factor})
+            ).raise_for_status()
+        await asyncio.to_thread(sandbox_shop, sandbox, "std-bench.myshopify.com", "basic", args)
+        limited = await timed_incremental(api, sandbox, "std-bench.myshopify.com")
+    bucket_floor = (limited.get("cost", 0) - SHOPIFY_BUCKET) / (SHOPIFY_RESTORE * factor)
+    floor = max(free["seconds"], bucket_floor)
+    refused = limited.get("throttled", 0) + limited.get("429", 0)
+    return {
+        "plan": "basic",
+        "customers": limited["customers"],
+        "orders": limited["orders"],
+        "requests": limited.get("responses", 0),
+        "actual_cost": limited.get("cost", 0),
+        "time_factor": round(factor, 3),
+        "unthrottled_seconds": round(free["seconds"], 1),
+        "bucket_floor_seconds": round(bucket_floor, 1),
+        "limited_seconds": round(limited["seconds"], 1),
+        "time_ratio": round(limited["seconds"] / floor, 3),
+        "throttled": limited.get("throttled", 0),
+        "responses_429": limited.get("429", 0),
+        "share_throttled": round(refused / max(1, limited.get("responses", 0)), 4),
+    }
+
+
+async def measure(args: argparse.Namespace, sandbox: str) -> dict:
+    count_responses()
+    figures: dict = {"bench": "ratelimited"}
+    if "bigcommerce" in args.platforms:
+        figures["bigcommerce"] = await measure_bigcommerce(args, sandbox)
+    if "shopify" in args.platforms:
+        figures["shopify"] = await measure_shopify(args, sandbox)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--customers", type=int, default=30_000)
     parser.add_argument("--orders", type=int, default=10_000)
+    parser.add_argument("--shop-customers", type=int, default=6_000)
+    parser.add_argument("--shop-orders", type=int, default=1_500)
+    parser.add_argument("--platforms", default="bigcommerce,shopify")
     args = parser.parse_args()
     port = free_port()
     sandbox_url = f"http://127.0.0.1:{port}"
