@@ -14,6 +14,7 @@ from rich.console import Console
 from athos_identity.db import database_url, describe, tenant_transaction, transaction
 from athos_identity.db import migrate as run_migrations
 from athos_identity.kit.errors import AppError
+from athos_identity.kit.regions import SUPPORTED_REGIONS
 from athos_identity.observability import configure_logging, serve_worker_metrics
 from athos_identity.sandbox.cli import sandbox_app
 from athos_identity.settings import ConfigurationError, get_settings
@@ -151,6 +152,10 @@ def tenants_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a tenant and print its first admin key (shown once)."""
+    if region is not None and region.upper() not in SUPPORTED_REGIONS:
+        err.print(f"[red]error:[/red] --region {region!r} is not a region phone numbers know")
+        raise typer.Exit(2)
+    region = region.upper() if region else None
     _check_settings()
     _announce_database()
 
