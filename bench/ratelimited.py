@@ -22,6 +22,10 @@ Floor = max(T_free, (C - 2000) / (100 x F)): the bucket starts full, then refill
 100 x F points per real second. Figures: T_limited / floor and the share of responses that
 were THROTTLED or 429 (target <= 1%).
 
+Measured on the 2-core machine (defaults, 227 s in all): BigCommerce 292 requests, ratio
+0.999, 0 x 429; Shopify 6000 customers + 1500 orders, 381 requests, 78362 points, F 24.3,
+T_free 16.1 s, bucket floor 31.4 s, T_limited 31.9 s: ratio 1.016, 2 THROTTLED (0.5%).
+
     .venv/bin/python bench/ratelimited.py [--customers 30000] [--orders 10000]
         [--shop-customers 6000] [--shop-orders 1500] [--platforms bigcommerce,shopify]
 """
