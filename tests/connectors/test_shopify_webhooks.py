@@ -97,18 +97,30 @@ async def test_customer_webhooks_link_dedupe_and_delete(
     assert (await replay(client, deleted)).json()["status"] == "processed"
     assert links_of(owner_conn, connector_id, str(first)) == 0
 
-    # orders are recorded for the pull jobs (sales data comes with them)
-    shop.admin("PATCH", f"/orders/{next(shop.store.data.orders.iter_by_id()).id}",
-               json={"financial_status": "REFUNDED"})  # fmt: skip
+    # an order's webhook carries the whole order: stored as sales data at once, no PII
+    order_id = next(shop.store.data.orders.iter_by_id()).id
+    shop.admin("PATCH", f"/orders/{order_id}", json={"financial_status": "REFUNDED"})
     [*_, order] = shopify_sink.wait_for(4)
     assert order.headers["X-Shopify-Topic"] == "orders/updated"
     assert (await replay(client, order)).json()["status"] == "processed"
-    [(topic, kind, processed)] = owner_conn.execute(
-        "SELECT topic, resource_type, processed_at FROM webhook_deliveries"
-        " WHERE connector_id = %s AND topic LIKE 'orders/%%'",
-        (connector_id,),
+    stored = owner_conn.execute(
+        "SELECT status, (SELECT count(*) FROM order_lines l WHERE l.order_id = o.order_id"
+        "   AND l.connector_id = o.connector_id), email_key IS NOT NULL OR phone_key IS NOT NULL"
+        " FROM orders o WHERE connector_id = %s AND order_id = %s",
+        (connector_id, str(order_id)),
     ).fetchall()
-    assert (topic, kind, processed) == ("orders/updated", "order", None)
+    body = json.loads(order.body)
+    assert stored == [("REFUNDED", len(body["line_items"]), bool(body["email"] or body["phone"]))]
+    if body["email"]:
+        assert body["email"] not in pg_dump()
+    shop.admin("DELETE", f"/orders/{order_id}")
+    [*_, gone] = shopify_sink.wait_for(5)
+    assert gone.headers["X-Shopify-Topic"] == "orders/delete"
+    assert (await replay(client, gone)).json()["status"] == "processed"
+    assert not owner_conn.execute(
+        "SELECT 1 FROM orders WHERE connector_id = %s AND order_id = %s",
+        (connector_id, str(order_id)),
+    ).fetchall()
     assert second  # a second customer exists, untouched
     assert links_of(owner_conn, connector_id, str(second)) == 0
 

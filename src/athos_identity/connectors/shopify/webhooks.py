@@ -10,8 +10,8 @@
 - Deduplication: X-Shopify-Webhook-Id, recorded in `webhook_deliveries` in the same
   transaction as the event's effect: a retried delivery changes nothing.
 - Topics: customers/create|update (hash e-mail and phones, replace the customer's links),
-  customers/delete (drop its links), orders/create|updated|delete (recorded for the pull
-  jobs, which fetch the order's sales data; nothing else yet), app/uninstalled (revoke
+  customers/delete (drop its links and row), orders/create|updated (the body is the whole
+  order: hashed and stored as sales data), orders/delete, app/uninstalled (revoke
   without calling Shopify), the three compliance topics (`compliance.py`). Others: 200,
   ignored, logged by topic.
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shopify_app import verify_webhook_req
@@ -33,10 +34,13 @@ from athos_identity.connectors import repository as connector_repository
 from athos_identity.connectors.models import Connector, ConnectorState, WebhookDelivery
 from athos_identity.connectors.shopify import compliance, oauth, repository, service
 from athos_identity.connectors.shopify.client import app_credentials, app_secrets
+from athos_identity.connectors.shopify.mapping import iso
 from athos_identity.identity import repository as identity_repository
 from athos_identity.identity.records import CustomerRecord, hash_customer
 from athos_identity.identity.service import hasher_for
 from athos_identity.kit.errors import BadRequest, PayloadTooLarge, Unauthorized
+from athos_identity.sales import repository as sales_repository
+from athos_identity.sales.records import OrderLine, OrderRecord, hash_order
 from athos_identity.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -185,13 +189,78 @@ async def _deliver(
         await _mark_processed(session, connector, webhook_id)
     elif topic == "customers/delete":
         if resource_id is not None:
-            await identity_repository.delete_links_of_customer(
-                session, connector.tenant_id, resource_id, connector.id
+            await identity_repository.delete_customers(
+                session, connector.tenant_id, connector.id, [resource_id]
             )
         await _mark_processed(session, connector, webhook_id)
-    # orders/*: recorded (processed_at NULL) for the pull jobs to fetch the order's sales
-    # data, which comes with the jobs issue.
+    elif topic == "orders/delete":
+        if resource_id is not None:
+            await sales_repository.delete_orders(
+                session, connector.tenant_id, connector.id, [resource_id]
+            )
+        await _mark_processed(session, connector, webhook_id)
+    elif topic in ("orders/create", "orders/updated"):
+        # The payload is the whole order (REST shape): hashed and stored at once, well
+        # within Shopify's 5 s.
+        await _upsert_order(session, connector, payload)
+        await _mark_processed(session, connector, webhook_id)
     return "processed"
+
+
+async def _upsert_order(
+    session: AsyncSession, connector: Connector, payload: dict[str, Any]
+) -> None:
+    order_id = compliance._id(payload.get("id"))
+    if order_id is None:
+        raise BadRequest("The order webhook has no id.")
+    region = connector.store_country or await repository.tenant_region(session, connector.tenant_id)
+    record = rest_order_record(order_id, payload, region)
+    hashed = hash_order(record, hasher_for(connector.tenant_id))
+    await sales_repository.upsert_orders(session, connector.tenant_id, connector.id, [hashed])
+
+
+def rest_order_record(order_id: str, payload: dict[str, Any], region: str | None) -> OrderRecord:
+    """An order webhook's body (Shopify's REST shape) as a neutral record."""
+    customer = payload.get("customer") if isinstance(payload.get("customer"), dict) else {}
+    billing = payload.get("billing_address")
+    billing = billing if isinstance(billing, dict) else {}
+    lines = [
+        OrderLine(
+            line_id=str(line["id"]),
+            quantity=int(line.get("quantity") or 0),
+            product_id=compliance._id(line.get("product_id")),
+            variant_id=compliance._id(line.get("variant_id")),
+            sku=line.get("sku") or None,
+            unit_price=_decimal(line.get("price")),
+        )
+        for line in payload.get("line_items") or []
+        if isinstance(line, dict) and line.get("id") is not None
+    ]
+    status = payload.get("financial_status")
+    return OrderRecord(
+        order_id=order_id,
+        customer_id=compliance._id(customer.get("id")),
+        email=_text(payload.get("email")),
+        phone=_text(payload.get("phone")) or _text(billing.get("phone")),
+        region=_text(billing.get("country_code")) or region,
+        currency=_text(payload.get("currency")),
+        total=_decimal(payload.get("total_price")),
+        status=status.upper() if isinstance(status, str) else None,
+        placed_at=iso(payload.get("created_at")),
+        updated_at=iso(payload.get("updated_at")),
+        lines=tuple(lines),
+    )
+
+
+def _decimal(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else None
+    except InvalidOperation:
+        return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
 
 
 async def _upsert_customer(
