@@ -259,3 +259,20 @@ async def test_a_full_sync_sweeps_only_orders_its_source_could_see(
         )
     }
     assert kept == {"old-unseen"}
+
+
+async def test_deleting_the_credentials_ends_a_queued_pull_without_retries(
+    client: httpx.AsyncClient, tenant: Any, bc_store: Any, owner_conn
+) -> None:
+    connector_id = await granted_bigcommerce_connector(client, tenant.admin, bc_store)
+    await start_sync(client, tenant.admin, connector_id, "full")
+    deleted = await client.delete(
+        f"/v1/connectors/{connector_id}/bigcommerce/credentials", headers=tenant.admin
+    )
+    assert deleted.status_code == 200, deleted.text
+    await run_jobs_until_idle()
+    jobs = owner_conn.execute(
+        "SELECT status, attempts FROM procrastinate_jobs WHERE task_name = 'sync.pull'"
+    ).fetchall()
+    assert jobs == [("succeeded", 1)], "one attempt: the job ended at once, not retried"
+    assert owner_conn.execute("SELECT count(*) FROM identity_links").fetchone() == (0,)

@@ -46,7 +46,7 @@ STREAMS = (Stream.customers, Stream.orders)
 
 
 class RunGone(Exception):
-    """The run is not (or no longer) in the database: retried, then given up."""
+    """The run is no longer in the database: purged with its connector's data."""
 
 
 class RunCancelled(Exception):

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 # Worth another try, later, from the last checkpoint. Everything else (a refused
 # credential, a revoked connector, a bug) fails the run at once with its reason.
-TRANSIENT = (TransientSourceError, engine.RunGone, httpx.TransportError, psycopg.OperationalError)
+TRANSIENT = (TransientSourceError, httpx.TransportError, psycopg.OperationalError)
 
 
 def _reason(exc: BaseException) -> str:
@@ -48,11 +48,14 @@ async def pull(context: JobContext, tenant_id: str, run_id: str) -> None:
         await engine.run_pull(tenant, run, should_abort=context.should_abort)
     except engine.RunCancelled:
         log.info("sync run cancelled", extra={"run_id": run})
+    except engine.RunGone:
+        # Runs are committed before their job is queued, so a missing run was purged with
+        # its connector (revoked, credentials deleted): nothing left to pull.
+        log.info("sync run gone with its connector's data", extra={"run_id": run})
     except TRANSIENT as exc:
-        final = context.job.attempts + 1 >= get_settings().sync_max_attempts
-        if final and not isinstance(exc, engine.RunGone):
+        if context.job.attempts + 1 >= get_settings().sync_max_attempts:
             await engine.fail_run(tenant, run, f"gave up after retries: {_reason(exc)}")
-        elif not isinstance(exc, engine.RunGone):
+        else:
             await engine.note_error(tenant, run, f"retrying: {_reason(exc)}")
         raise
     except Exception as exc:
