@@ -12,7 +12,11 @@ from athos_identity.db import as_libpq_url, database_url
 
 app = procrastinate.App(
     connector=procrastinate.PsycopgConnector(),
-    import_paths=["athos_identity.sync.tasks", "athos_identity.connectors.bigcommerce.tasks"],
+    import_paths=[
+        "athos_identity.sync.tasks",
+        "athos_identity.connectors.bigcommerce.tasks",
+        "athos_identity.connectors.shopify.tasks",
+    ],
 )
 
 _pool: AsyncConnectionPool | None = None

@@ -26,6 +26,7 @@ from athos_identity.connectors import service as connectors
 from athos_identity.connectors.shopify import client as shopify_client
 from athos_identity.connectors.shopify import oauth, tokens
 from athos_identity.connectors.shopify.client import CredentialRejected, ShopifyClient
+from athos_identity.jobs import open_jobs
 
 pytest_plugins = ["shopify_fixtures"]
 
@@ -246,12 +247,20 @@ async def test_revoke_with_shopify_unreachable_keeps_nothing_but_the_retry(
     with pytest.raises(connectors.ConnectorNotUsable):
         await access_token(tenant, connector_id)
 
-    retried = await client.post(
-        f"/v1/connectors/{connector_id}/shopify/revoke", headers=tenant.admin
+    # a job finishes it at Shopify once it answers again (queued to wait 30 s: run it now)
+    [(task, args)] = owner_conn.execute(
+        "SELECT task_name, args FROM procrastinate_jobs WHERE status = 'todo'"
+    ).fetchall()
+    assert task == "shopify.retry_revoke" and args["connector_id"] == connector_id
+    owner_conn.execute("UPDATE procrastinate_jobs SET scheduled_at = now() WHERE status = 'todo'")
+    jobs = await open_jobs()
+    await jobs.run_worker_async(
+        queues=["hooks"], wait=False, install_signal_handlers=False, listen_notify=False
     )
-    assert retried.json()["remote"] == "scopes_revoked" and retried.json()["retry_remote"] is False
     assert credential_rows(owner_conn, connector_id) == []
     assert "read_customers" not in shop.store.granted_scopes
+    again = await client.post(f"/v1/connectors/{connector_id}/shopify/revoke", headers=tenant.admin)
+    assert again.status_code == 200 and again.json()["retry_remote"] is False
 
 
 async def test_revoke_can_uninstall(

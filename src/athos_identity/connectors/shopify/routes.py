@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, BackgroundTasks, Request, status
 from fastapi.responses import RedirectResponse
 
 from athos_identity.connectors.routes import NOT_FOUND, PROBLEMS
@@ -15,6 +15,7 @@ from athos_identity.connectors.shopify.schemas import (
     RevokeOut,
     ShopifyStatusOut,
 )
+from athos_identity.connectors.shopify.tasks import queue_retry_revoke
 from athos_identity.tenants.deps import AdminCaller, Session
 
 router = APIRouter(prefix="/v1", tags=["shopify"])
@@ -68,16 +69,20 @@ async def revoke(
     connector_id: uuid.UUID,
     session: Session,
     caller: AdminCaller,
+    background: BackgroundTasks,
     body: RevokeCreate | None = None,
 ) -> RevokeOut:
     """Revoke Authorization: give the customer-data scopes back at Shopify (or uninstall,
     when asked), delete the tokens, purge the connector's identity and sales data.
 
-    Our copy goes even when Shopify is unreachable; `retry_remote` then says to revoke
-    again to finish at Shopify."""
-    return await service.revoke(
-        session, caller.tenant_id, connector_id, (body or RevokeCreate()).uninstall
-    )
+    Our copy goes even when Shopify is unreachable; `retry_remote` then says a job keeps
+    trying to finish at Shopify (revoking again does the same at once)."""
+    uninstall = (body or RevokeCreate()).uninstall
+    result = await service.revoke(session, caller.tenant_id, connector_id, uninstall)
+    if result.retry_remote:
+        # After the response, so after the purge is committed.
+        background.add_task(queue_retry_revoke, caller.tenant_id, connector_id, uninstall)
+    return result
 
 
 @router.get(

@@ -273,8 +273,8 @@ async def revoke(
             secret = await connectors.read_credential_quietly(session, connector, kind)
             if row is not None and secret is not None:
                 kept.append((kind, secret, row.expires_at))
-    # Queued pulls are cancelled here once the jobs exist (sync issue); today the revoked
-    # state alone stops them (`require_usable`).
+    # Pulls stop by themselves: the purge below removes their runs (a queued job then ends
+    # at once) and a running one finds its run gone at its next page.
     reason = (
         "Access revoked from the console."
         if not uninstall
