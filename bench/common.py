@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
@@ -169,3 +170,30 @@ class KeepAliveConnection:
     async def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+class _Form(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.action = values.get("action", "")
+        if tag == "input" and values.get("name"):
+            self.fields[values["name"]] = values.get("value", "")
+
+
+def approve_shopify_install(sandbox: str, authorize_url: str) -> str:
+    """The merchant presses Install on the sandbox's approval page; returns where Shopify
+    redirects the browser (our OAuth callback)."""
+    with httpx.Client(timeout=30, follow_redirects=False) as browser:
+        page = browser.get(authorize_url)
+        page.raise_for_status()
+        form = _Form()
+        form.feed(page.text)
+        approved = browser.post(sandbox + form.action, data={**form.fields, "decision": "approve"})
+        assert approved.status_code == 302, approved.text
+        return str(approved.headers["location"])

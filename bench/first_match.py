@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,7 +33,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import MASTER_SECRET, free_port, fresh_database, report, spawn
+from common import MASTER_SECRET, approve_shopify_install, free_port, fresh_database, report, spawn
 
 from athos_identity import db
 from athos_identity.tenants import service as tenants
@@ -43,32 +42,6 @@ SHOP = "demo-shop.myshopify.com"
 SEED = 5
 BATCH = 1_000
 POLL_SECONDS = 0.1
-
-
-class _Form(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.action = ""
-        self.fields: dict[str, str] = {}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.action = values.get("action", "")
-        if tag == "input" and values.get("name"):
-            self.fields[values["name"]] = values.get("value", "")
-
-
-def approve(sandbox: str, authorize_url: str) -> str:
-    """The merchant presses Install; returns where Shopify redirects the browser."""
-    with httpx.Client(timeout=30, follow_redirects=False) as browser:
-        page = browser.get(authorize_url)
-        page.raise_for_status()
-        form = _Form()
-        form.feed(page.text)
-        approved = browser.post(sandbox + form.action, data={**form.fields, "decision": "approve"})
-        assert approved.status_code == 302, approved.text
-        return str(approved.headers["location"])
 
 
 LOGS = tempfile.mkdtemp(prefix="athos-first-match-")
@@ -158,7 +131,7 @@ def measure(args: argparse.Namespace, database_url: str, sandbox: str) -> dict[s
             authorize_url = api.post(f"/v1/connectors/{connector_id}/shopify/grant").json()[
                 "authorize_url"
             ]
-            callback = urlsplit(approve(sandbox, authorize_url))
+            callback = urlsplit(approve_shopify_install(sandbox, authorize_url))
 
             started = time.perf_counter()
             landed = api.get(f"{callback.path}?{callback.query}")

@@ -41,7 +41,6 @@ import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -50,7 +49,7 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import free_port, fresh_database, report, spawn
+from common import approve_shopify_install, free_port, fresh_database, report, spawn
 
 from athos_identity import db
 from athos_identity.app import create_app
@@ -183,32 +182,6 @@ async def measure_bigcommerce(args: argparse.Namespace, sandbox: str) -> dict:
 # --- Shopify --------------------------------------------------------------------------------
 
 
-class _Form(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.action = ""
-        self.fields: dict[str, str] = {}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.action = values.get("action", "")
-        if tag == "input" and values.get("name"):
-            self.fields[values["name"]] = values.get("value", "")
-
-
-def approve(sandbox: str, authorize_url: str) -> str:
-    """The merchant presses Install; returns the callback URL Shopify redirects to."""
-    with httpx.Client(timeout=30, follow_redirects=False) as browser:
-        page = browser.get(authorize_url)
-        page.raise_for_status()
-        form = _Form()
-        form.feed(page.text)
-        approved = browser.post(sandbox + form.action, data={**form.fields, "decision": "approve"})
-        assert approved.status_code == 302, approved.text
-        return str(approved.headers["location"])
-
-
 def sandbox_shop(sandbox: str, shop: str, plan: str, args: argparse.Namespace) -> None:
     httpx.post(
         f"{sandbox}/sandbox/shopify/shops",
@@ -239,7 +212,9 @@ async def timed_incremental(api: httpx.AsyncClient, sandbox: str, shop: str) -> 
         headers=headers,
     )
     grant.raise_for_status()
-    callback = urlsplit(await asyncio.to_thread(approve, sandbox, grant.json()["authorize_url"]))
+    callback = urlsplit(
+        await asyncio.to_thread(approve_shopify_install, sandbox, grant.json()["authorize_url"])
+    )
     landed = await api.get(f"{callback.path}?{callback.query}")
     assert landed.status_code == 303, landed.text
     async with db.tenant_transaction(tenant.tenant_id) as session:
