@@ -8,12 +8,14 @@ is an idempotent upsert, so nothing is lost or duplicated.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +45,44 @@ log = logging.getLogger(__name__)
 # updates with some lag, and re-reading a few records is harmless (upserts).
 OVERLAP = timedelta(minutes=5)
 STREAMS = (Stream.customers, Stream.orders)
+# Pages fetched while the previous one is being hashed and written: the platform (or the
+# sandbox) works while we do. A crash loses only uncommitted pages, fetched again.
+PAGES_AHEAD = 2
+
+T = TypeVar("T")
+
+
+async def read_ahead(source: AsyncIterator[T], depth: int) -> AsyncIterator[T]:
+    """Iterate `source` in a background task, at most `depth` items ahead of the consumer.
+
+    Errors of the source surface at the item where they happened; leaving the loop early
+    cancels the background task and closes the source."""
+    queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue(maxsize=depth)
+
+    async def produce() -> None:
+        try:
+            async for item in source:
+                await queue.put((True, item))
+            await queue.put((False, None))
+        except Exception as exc:  # handed over to the consumer, raised there
+            await queue.put((False, exc))
+
+    task = asyncio.create_task(produce())
+    try:
+        while True:
+            more, item = await queue.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class RunGone(Exception):
@@ -140,7 +180,8 @@ async def _pull_stream(
     since: datetime | None,
     should_abort: Callable[[], bool],
 ) -> None:
-    async for page in source.pages(stream, since=since, position=state.get("position")):
+    pages = source.pages(stream, since=since, position=state.get("position"))
+    async for page in read_ahead(pages, PAGES_AHEAD):
         if should_abort():
             raise RunCancelled(str(run.id))
         async with tenant_transaction(tenant_id) as session:
