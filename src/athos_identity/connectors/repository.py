@@ -16,13 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from athos_identity.connectors.models import Connector, ConnectorCredential, WebhookDelivery
 
 
-async def add_connector(session: AsyncSession, connector: Connector) -> Connector:
-    session.add(connector)
-    await session.flush()
-    await session.refresh(connector)
-    return connector
-
-
 async def list_connectors(session: AsyncSession, tenant_id: uuid.UUID) -> list[Connector]:
     result = await session.execute(
         select(Connector)

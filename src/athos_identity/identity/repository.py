@@ -168,19 +168,6 @@ async def delete_links_of_customer(
     return result.rowcount  # type: ignore[attr-defined,no-any-return]
 
 
-async def delete_links_of_connector(
-    session: AsyncSession, tenant_id: uuid.UUID, connector_id: uuid.UUID
-) -> int:
-    result = await session.execute(
-        text(
-            "DELETE FROM identity_links"
-            " WHERE tenant_id = :tenant_id AND connector_id = :connector_id"
-        ),
-        {"tenant_id": tenant_id, "connector_id": connector_id},
-    )
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
-
-
 # --- the customers a connector knows (for deletions and full-sync sweeps) ------------------
 
 

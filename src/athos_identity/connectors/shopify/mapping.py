@@ -42,14 +42,6 @@ def plain_id(gid: Any) -> str | None:
     return text or None
 
 
-def gid_kind(gid: Any) -> str | None:
-    """`gid://shopify/LineItem/5` -> `"LineItem"`."""
-    if not isinstance(gid, str) or not gid.startswith("gid://"):
-        return None
-    parts = gid[len("gid://") :].split("/")
-    return parts[1] if len(parts) >= 3 else None
-
-
 def iso(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
