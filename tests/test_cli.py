@@ -96,3 +96,46 @@ def test_production_without_a_master_secret_refuses_to_start(test_database: Any)
     )  # fmt: skip
     assert result.returncode == 2
     assert "ATHOS_MASTER_SECRET is required" in result.stderr
+
+
+def test_served_logs_are_json_and_never_carry_query_strings(test_database: Any) -> None:
+    """An OAuth callback's code and state travel in its query string: no log line may
+    repeat them, in the main process or in `--workers` processes."""
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "ATHOS_DATABASE_URL": test_database.sqlalchemy_url,
+        "ATHOS_MASTER_SECRET": TEST_MASTER_SECRET,
+        "ATHOS_LOG_LEVEL": "INFO",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "athos_identity", "serve", "--port", str(port), "--workers", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        callback = httpx.get(
+            f"{base}/v1/shopify/oauth/callback",
+            params={"code": "CANARYCODE42", "state": "CANARYSTATE42", "shop": "x.myshopify.com",
+                    "hmac": "00", "timestamp": "1"},
+        )  # fmt: skip
+        assert callback.status_code == 303
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=30)
+    assert "CANARYCODE42" not in stderr and "CANARYSTATE42" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    access = [json.loads(line) for line in lines if "oauth/callback" in line]
+    assert access, "the request is logged (by route)"
+    assert all(not line.startswith("Traceback") for line in lines)

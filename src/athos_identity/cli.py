@@ -15,7 +15,7 @@ from athos_identity.db import database_url, describe, tenant_transaction, transa
 from athos_identity.db import migrate as run_migrations
 from athos_identity.kit.errors import AppError
 from athos_identity.kit.regions import SUPPORTED_REGIONS
-from athos_identity.observability import configure_logging, serve_worker_metrics
+from athos_identity.observability import configure_logging, serve_worker_metrics, uvicorn_log_config
 from athos_identity.sandbox.cli import sandbox_app
 from athos_identity.settings import ConfigurationError, get_settings
 from athos_identity.tenants import service as tenants
@@ -81,7 +81,8 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,
-        log_config=None,
+        log_config=uvicorn_log_config(settings.log_level),
+        access_log=False,
         proxy_headers=True,
     )
 
@@ -113,6 +114,7 @@ def worker(
     _announce_database()
 
     serve_worker_metrics(settings.worker_metrics_port)
+
     async def run() -> None:
         jobs = await open_jobs()
         # Jobs of a worker killed before this one started go back to the queue at once.

@@ -126,6 +126,28 @@ def configure_logging(level: str = "INFO", *, json_output: bool = True) -> None:
             logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
 
 
+def uvicorn_log_config(level: str = "INFO") -> dict[str, Any]:
+    """The same JSON logging for uvicorn and for each of its worker processes (which start
+    afresh: `--workers N` spawns them). uvicorn's own access log is off: its lines carry
+    raw query strings (an OAuth callback's code and state); our middleware logs route
+    templates instead."""
+    quiet = {name: {"level": "WARNING"} for name in _CHATTY_LIBRARIES}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+        "loggers": {**quiet, "uvicorn.access": {"level": "WARNING", "propagate": False}},
+    }
+
+
 # --- metrics ------------------------------------------------------------------------------
 
 _LATENCY_BUCKETS = (

@@ -156,8 +156,13 @@ async def handle_callback(params: Sequence[tuple[str, str]]) -> CallbackResult:
         return _fail(
             "shopify_unavailable", "Shopify could not be reached: try again.", connector_id
         )
-    except ShopifyError as error:
-        return _fail("token_exchange_failed", error.detail, connector_id)
+    except ShopifyError:
+        # A fixed message: Shopify's own text would land in the redirect URL.
+        return _fail(
+            "token_exchange_failed",
+            "Shopify refused to exchange the authorization code: click Grant Access again.",
+            connector_id,
+        )
     missing = oauth.missing_scopes(consumed.scopes, grant.scopes)
     if missing:
         return _fail(

@@ -156,7 +156,9 @@ async def complete_grant(
     if connector.store_country is None and store_country is not None:
         connector.store_country = store_country
     await connectors.mark_granted(session, connector, list(grant.scopes), warnings)
-    await audit.record(session, connector.tenant_id, "shopify.grant", connector.id, scopes=len(grant.scopes))  # noqa: E501
+    await audit.record(
+        session, connector.tenant_id, "shopify.grant", connector.id, scopes=len(grant.scopes)
+    )
     log.info("connector %s: Shopify access granted", connector.id)
 
 
@@ -291,7 +293,14 @@ async def revoke(
             "revoke again (or remove the app in the Shopify admin) to finish at Shopify."
         ]
         await connector_repository.touch(session, connector)
-    await audit.record(session, tenant_id, "shopify.revoke", connector_id, rows_purged=sum(purged.values()), retry_remote=remote == "failed")  # noqa: E501
+    await audit.record(
+        session,
+        tenant_id,
+        "shopify.revoke",
+        connector_id,
+        rows_purged=sum(purged.values()),
+        retry_remote=remote == "failed",
+    )
     log.info("connector %s revoked (remote: %s)", connector.id, remote)
     return RevokeOut(
         connector=await connectors.to_out(session, connector),

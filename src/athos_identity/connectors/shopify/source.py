@@ -387,7 +387,8 @@ class ShopifySource:
                         state.update(page.position)
                 return
             except (Truncated, httpx.TransportError) as error:
-                reason = f"{type(error).__name__}: {error}"[:200]
+                # The type only: httpx messages may quote the signed download URL.
+                reason = type(error).__name__
                 if attempt >= DOWNLOAD_RETRIES:
                     raise TransientSourceError(
                         f"Shopify export download failed: {reason}"
