@@ -424,6 +424,14 @@ def test_normalize_phone_matches_libphonenumber_examples_and_is_idempotent(
     assert normalize_phone(once, region) == once
 
 
+@pytest.mark.parametrize("raw", ["+49 0000000", "+490000000", "+490000001", "+4900000000"])
+def test_numbers_that_do_not_round_trip_are_rejected(raw: str) -> None:
+    """Hypothesis found '+490000001' normalizing to a different '+49000001' the second time."""
+    with pytest.raises(InvalidIdentifier) as rejected:
+        normalize_phone(raw, None)
+    assert rejected.value.reason in ALL_REASONS
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     st.text(st.sampled_from(string.digits + " -().+"), min_size=1, max_size=22),

@@ -279,8 +279,21 @@ def normalize_phone(raw: str, default_region: str | None) -> str:
         raise InvalidIdentifier(REASON_PHONE_NOT_POSSIBLE)
 
     e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)  # extension not included
+    if number.italian_leading_zero and not _round_trips(e164):
+        # Several leading zeros after the country code (e.g. +49 0000001): libphonenumber's
+        # E.164 of such a number parses back to another one. Found by the idempotence
+        # property test; checked only for leading-zero numbers, which are rare.
+        raise InvalidIdentifier(REASON_PHONE_NOT_POSSIBLE)
     if not _E164.fullmatch(e164):
         raise InvalidIdentifier(
             REASON_PHONE_TOO_SHORT if len(e164) < 9 else REASON_PHONE_NOT_POSSIBLE
         )
     return e164
+
+
+def _round_trips(e164: str) -> bool:
+    try:
+        again = phonenumbers.parse(e164, None)
+    except NumberParseException:
+        return False
+    return phonenumbers.format_number(again, PhoneNumberFormat.E164) == e164
