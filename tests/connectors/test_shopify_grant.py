@@ -219,12 +219,9 @@ async def test_invalid_grant_on_refresh_needs_reauthorization(
     assert (await read_connector(client, tenant, connector_id))["state"] == "granted"
 
 
-async def test_revoke_with_shopify_unreachable_keeps_nothing_but_the_retry(
-    client: httpx.AsyncClient, tenant: TenantKeys, shop: Shop, owner_conn: Any,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
-    connector_id = await grant(client, tenant, shop)
-    shop.admin("PATCH", "", json={})
+async def revoke_while_shopify_is_down(
+    client: httpx.AsyncClient, tenant: TenantKeys, shop: Shop, connector_id: str
+) -> dict[str, Any]:
     with shop.sandbox.client() as sandbox:
         sandbox.post("/sandbox/faults", json={"platform": "shopify", "kind": "5xx", "count": 50,
                      "path_contains": shop.domain}).raise_for_status()  # fmt: skip
@@ -235,8 +232,31 @@ async def test_revoke_with_shopify_unreachable_keeps_nothing_but_the_retry(
     finally:
         with shop.sandbox.client() as sandbox:
             sandbox.delete("/sandbox/faults", params={"platform": "shopify"})
-    body = response.json()
-    assert response.status_code == 200 and body["remote"] == "failed"
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def run_queued_revoke_retry(owner_conn: Any, connector_id: str) -> None:
+    """The queued retry (it waits 30 s first) run now, by a real worker."""
+    [(task, args)] = owner_conn.execute(
+        "SELECT task_name, args FROM procrastinate_jobs WHERE status = 'todo'"
+    ).fetchall()
+    assert task == "shopify.retry_revoke" and args["connector_id"] == connector_id
+    owner_conn.execute("UPDATE procrastinate_jobs SET scheduled_at = now() WHERE status = 'todo'")
+    jobs = await open_jobs()
+    await jobs.run_worker_async(
+        queues=["hooks"], wait=False, install_signal_handlers=False, listen_notify=False
+    )
+
+
+async def test_revoke_with_shopify_unreachable_keeps_nothing_but_the_retry(
+    client: httpx.AsyncClient, tenant: TenantKeys, shop: Shop, owner_conn: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    connector_id = await grant(client, tenant, shop)
+    shop.admin("PATCH", "", json={})
+    body = await revoke_while_shopify_is_down(client, tenant, shop, connector_id)
+    assert body["remote"] == "failed"
     assert body["retry_remote"] is True and body["connector"]["state"] == "revoked"
     assert "revoke again" in body["connector"]["warnings"][0]
     assert "read_customers" in shop.store.granted_scopes  # Shopify still grants them
@@ -247,20 +267,31 @@ async def test_revoke_with_shopify_unreachable_keeps_nothing_but_the_retry(
     with pytest.raises(connectors.ConnectorNotUsable):
         await access_token(tenant, connector_id)
 
-    # a job finishes it at Shopify once it answers again (queued to wait 30 s: run it now)
-    [(task, args)] = owner_conn.execute(
-        "SELECT task_name, args FROM procrastinate_jobs WHERE status = 'todo'"
-    ).fetchall()
-    assert task == "shopify.retry_revoke" and args["connector_id"] == connector_id
-    owner_conn.execute("UPDATE procrastinate_jobs SET scheduled_at = now() WHERE status = 'todo'")
-    jobs = await open_jobs()
-    await jobs.run_worker_async(
-        queues=["hooks"], wait=False, install_signal_handlers=False, listen_notify=False
-    )
+    # a job finishes it at Shopify once it answers again
+    await run_queued_revoke_retry(owner_conn, connector_id)
     assert credential_rows(owner_conn, connector_id) == []
     assert "read_customers" not in shop.store.granted_scopes
     again = await client.post(f"/v1/connectors/{connector_id}/shopify/revoke", headers=tenant.admin)
     assert again.status_code == 200 and again.json()["retry_remote"] is False
+
+
+async def test_a_grant_made_while_a_revoke_retry_waits_is_left_alone(
+    client: httpx.AsyncClient, tenant: TenantKeys, shop: Shop, owner_conn: Any
+) -> None:
+    connector_id = await grant(client, tenant, shop)
+    assert (await revoke_while_shopify_is_down(client, tenant, shop, connector_id))["retry_remote"]
+    # the merchant changes their mind and grants access again before the retry runs
+    started = await start_grant(client, tenant, connector_id)
+    landed = await call_callback(
+        client, callback_params(approve_in_browser(shop.sandbox, started["authorize_url"]))
+    )
+    assert landed["shopify"] == "granted"
+    token = await access_token(tenant, connector_id)
+
+    await run_queued_revoke_retry(owner_conn, connector_id)
+    assert (await read_connector(client, tenant, connector_id))["state"] == "granted"
+    assert "read_customers" in shop.store.granted_scopes  # not revoked at Shopify
+    assert await access_token(tenant, connector_id) == token
 
 
 async def test_revoke_can_uninstall(

@@ -312,6 +312,21 @@ async def revoke(
     )
 
 
+async def finish_remote_revoke(
+    session: AsyncSession, tenant_id: uuid.UUID, connector_id: uuid.UUID, uninstall: bool
+) -> RevokeOut | None:
+    """The background retry of a revoke that could not reach Shopify; None when there is
+    nothing left to finish: the connector was granted again since (its new tokens and data
+    are the merchant's fresh choice, not ours to revoke) or its kept tokens are gone."""
+    connector = await _shopify_connector(session, tenant_id, connector_id)
+    kept = await connector_repository.get_credential(
+        session, tenant_id, connector_id, tokens.ACCESS.value
+    )
+    if connector.state != ConnectorState.revoked or kept is None:
+        return None
+    return await revoke(session, tenant_id, connector_id, uninstall)
+
+
 async def revoke_after_uninstall(session: AsyncSession, connector: Connector) -> dict[str, int]:
     """app/uninstalled: as revoke, without calling Shopify (the token is already dead)."""
     if connector.state == ConnectorState.revoked:

@@ -29,9 +29,12 @@ class RemoteRevokePending(Exception):
 async def retry_revoke(tenant_id: str, connector_id: str, uninstall: bool) -> None:
     """Finish a revoke at Shopify that could not reach it (our copy is already gone)."""
     async with tenant_transaction(uuid.UUID(tenant_id)) as session:
-        result = await service.revoke(
+        result = await service.finish_remote_revoke(
             session, uuid.UUID(tenant_id), uuid.UUID(connector_id), uninstall
         )
+    if result is None:
+        log.info("Shopify revoke: nothing left to finish", extra={"connector_id": connector_id})
+        return
     if result.retry_remote:
         raise RemoteRevokePending(connector_id)
     log.info("Shopify revoke finished remotely", extra={"connector_id": connector_id})
