@@ -75,7 +75,8 @@ async def schedule_incremental(timestamp: int) -> None:
     log.info("scheduled %d incremental pulls", started)
 
 
-@app.periodic(cron="*/20 * * * * *")
+# croniter reads a sixth field as seconds: every 20 s, all day.
+@app.periodic(cron="* * * * * */20")
 @app.task(
     name="sync.retry_stalled",
     queue=SCHEDULER_QUEUE,
