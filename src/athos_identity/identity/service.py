@@ -87,7 +87,7 @@ async def lookup(caller: Caller, items: Sequence[IdentifierIn]) -> list[dict[str
     customers: dict[tuple[IdentifierKind, bytes], list[dict[str, str]]] = {}
     for link in links:
         customers.setdefault((link.kind, link.key), []).append(
-            {"connector_id": str(link.connector_id), "customer_id": link.customer_id}
+            {"connector_id": link.connector_id, "customer_id": link.customer_id}
         )
     results: list[dict[str, object]] = []
     for h in hashed:
