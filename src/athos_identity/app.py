@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -39,6 +40,10 @@ READINESS_TIMEOUT_SECONDS = 3.0
 
 @asynccontextmanager
 async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+    # What start-up loaded (modules, routes, models) lives as long as the process: kept out
+    # of the collector's sight, a collection scans only request garbage. bench/lookup.py:
+    # a 1,000-identifier batch went from 42 to 28 ms in-process.
+    gc.freeze()
     yield
     await close_jobs()
     await dispose_engine()

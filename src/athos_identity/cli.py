@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import uuid
 from collections.abc import Coroutine
@@ -119,6 +120,7 @@ def worker(
         jobs = await open_jobs()
         # Jobs of a worker killed before this one started go back to the queue at once.
         await retry_stalled_jobs(jobs)
+        gc.freeze()  # start-up objects out of the collector's sight, as in the API (app.py)
         await jobs.run_worker_async(
             concurrency=concurrency,
             update_heartbeat_interval=settings.worker_heartbeat_seconds,
