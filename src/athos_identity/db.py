@@ -78,9 +78,13 @@ def create_engine(
 ) -> AsyncEngine:
     """An engine acting as the non-owner application role (or as the login user, for DDL)."""
     settings = settings or get_settings()
-    connect_args: dict[str, Any] = {"connect_timeout": 5}
+    # Custom plans always: statements are prepared after a few runs, and a generic plan
+    # made while a table was small (a pull's first pages) stays a sequential scan as the
+    # table grows; one order-line delete went from ~5 to ~200 ms a page (bench/ingest.py).
+    options = "-c plan_cache_mode=force_custom_plan"
     if as_app_role:
-        connect_args["options"] = f"-c role={settings.app_role}"
+        options += f" -c role={settings.app_role}"
+    connect_args: dict[str, Any] = {"connect_timeout": 5, "options": options}
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,
