@@ -6,7 +6,9 @@ link store's COPY path, serves the API in a subprocess, then measures in the sam
       against the same `key = ANY(...)` query sent directly with psycopg (the floor: the
       API's own statement with the keys packed in one bytea; the same query with a bytea[]
       parameter is reported beside it);
-  (b) single-identifier look-ups from 32 concurrent clients: requests/s, p50, p99.
+  (b) single-identifier look-ups from 32 concurrent clients: requests/s, p50, p99, in a
+      closed loop (saturation) and sharing increasing offered rates (open loop), with the
+      highest rate whose p99 stays within 15 ms.
 
     .venv/bin/python bench/lookup.py [--main 1000000] [--others 100000] [--workers 2]
 """
@@ -44,6 +46,7 @@ CHUNK = 25_000
 BATCH = 1_000
 BATCHES = 30
 CONCURRENCY = 32
+P99_TARGET_MS = 15
 
 
 def email(tenant_index: int, i: int) -> str:
@@ -182,6 +185,21 @@ async def single_lookups(
     }
 
 
+def paced_sweep(
+    base: str, token: str, population: int, seconds: float, rates: str
+) -> dict[str, object]:
+    """The 32 clients sharing each offered rate in turn; the highest rate whose p99 stays
+    within the target is the capacity at that latency (None when even the first misses)."""
+    phases = []
+    capacity = None
+    for rate in (float(r) for r in rates.split(",")):
+        phase = asyncio.run(single_lookups(base, token, population, seconds, rate))
+        phases.append({"offered_rps": rate, **phase})
+        if phase["paced_p99_ms"] <= P99_TARGET_MS and phase["paced_errors"] == 0:
+            capacity = rate
+    return {"paced": phases, f"capacity_rps_at_p99_{P99_TARGET_MS}ms": capacity}
+
+
 async def prepare(main: int, others: int) -> tuple[uuid.UUID, str, float]:
     tenant_id, token = await create_tenant("bench main")
     started = time.perf_counter()
@@ -203,7 +221,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="API worker processes")
     parser.add_argument("--seconds", type=float, default=15.0, help="each single look-up phase")
     parser.add_argument(
-        "--rate", type=float, default=200.0, help="offered requests/s of the paced phase"
+        "--rates",
+        default="200,400,600,800,1000",
+        help="offered requests/s of the paced phases (comma-separated, increasing)",
     )
     args = parser.parse_args()
 
@@ -220,7 +240,7 @@ def main() -> None:
             api = api_batch_rate(base, token, batches, prehashed=False)
             api_prehashed = api_batch_rate(base, token, batches, prehashed=True)
             single = asyncio.run(single_lookups(base, token, args.main, args.seconds))
-            paced = asyncio.run(single_lookups(base, token, args.main, args.seconds, args.rate))
+            paced = paced_sweep(base, token, args.main, args.seconds, args.rates)
     report(
         {
             "bench": "lookup",
@@ -230,10 +250,10 @@ def main() -> None:
             "floor_array_identifiers_per_s": round(floor_array),
             "api_identifiers_per_s": round(api),
             "batch_ratio": round(api / floor, 3),
+            "batch_ratio_to_array_floor": round(api / floor_array, 3),
             "api_prehashed_identifiers_per_s": round(api_prehashed),
             "prehashed_batch_ratio": round(api_prehashed / floor, 3),
             **single,
-            "offered_rps": args.rate,
             **paced,
             "api_workers": args.workers,
         }
