@@ -211,3 +211,29 @@ async def orders_of_customer(
         {"tenant_id": tenant_id, "customer_id": customer_id, "connector_id": connector_id},
     )
     return [dict(row._mapping) for row in result]
+
+async def orders_held_of_customer(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    connector_id: uuid.UUID,
+    customer_id: str,
+    order_ids: Sequence[str] = (),
+) -> list[tuple[str, bool, bool]]:
+    """For a data request: the orders held under the customer's id or among the listed ones,
+    as (order id, placed by that customer, carries a keyed hash); never the hashes."""
+    result = await session.execute(
+        text(
+            "SELECT order_id, customer_id IS NOT DISTINCT FROM :customer_id,"
+            "  email_key IS NOT NULL OR phone_key IS NOT NULL"
+            " FROM orders WHERE tenant_id = :tenant_id AND connector_id = :connector_id"
+            " AND (customer_id = :customer_id OR order_id = ANY(:order_ids))"
+            " ORDER BY order_id"
+        ),
+        {
+            "tenant_id": tenant_id,
+            "connector_id": connector_id,
+            "customer_id": customer_id,
+            "order_ids": list(order_ids),
+        },
+    )
+    return [(str(order_id), bool(own), bool(hashed)) for order_id, own, hashed in result]

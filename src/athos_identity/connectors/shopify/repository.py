@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from athos_identity.connectors.models import Connector
+from athos_identity.connectors.models import Connector, WebhookDelivery
 from athos_identity.connectors.shopify.models import ShopifyComplianceRequest, ShopifyOAuthState
 
 # --- OAuth states ---------------------------------------------------------------------------
@@ -111,30 +112,18 @@ async def link_counts_of_customer(
     return {"email": int(counts.get(1, 0)), "phone": int(counts.get(2, 0))}
 
 
-async def delivery_counts_of(
-    session: AsyncSession,
-    tenant_id: uuid.UUID,
-    connector_id: uuid.UUID,
-    resource_type: str,
-    resource_ids: list[str],
-) -> list[str]:
-    """Which of these resources we hold a webhook record of."""
-    if not resource_ids:
-        return []
+async def holds_customer_row(
+    session: AsyncSession, tenant_id: uuid.UUID, connector_id: uuid.UUID, customer_id: str
+) -> bool:
+    """Whether the connector's `customers` table knows the id (pulls and webhooks write it)."""
     result = await session.execute(
         text(
-            "SELECT DISTINCT resource_id FROM webhook_deliveries WHERE tenant_id = :tenant_id"
-            " AND connector_id = :connector_id AND resource_type = :resource_type"
-            " AND resource_id = ANY(:ids)"
+            "SELECT EXISTS (SELECT 1 FROM customers WHERE tenant_id = :tenant_id"
+            " AND connector_id = :connector_id AND customer_id = :customer_id)"
         ),
-        {
-            "tenant_id": tenant_id,
-            "connector_id": connector_id,
-            "resource_type": resource_type,
-            "ids": resource_ids,
-        },
+        {"tenant_id": tenant_id, "connector_id": connector_id, "customer_id": customer_id},
     )
-    return sorted(str(r) for r in result.scalars())
+    return bool(result.scalar_one())
 
 
 async def delete_deliveries_of(
@@ -143,20 +132,24 @@ async def delete_deliveries_of(
     connector_id: uuid.UUID,
     resource_type: str,
     resource_ids: list[str],
+    keep_key: str = "",
 ) -> int:
+    """Forget the webhooks received about these resources, except `keep_key` (the delivery
+    being handled, kept so that Shopify's retry of it is still recognised)."""
     if not resource_ids:
         return 0
     result = await session.execute(
         text(
             "DELETE FROM webhook_deliveries WHERE tenant_id = :tenant_id"
             " AND connector_id = :connector_id AND resource_type = :resource_type"
-            " AND resource_id = ANY(:ids)"
+            " AND resource_id = ANY(:ids) AND delivery_key <> :keep_key"
         ),
         {
             "tenant_id": tenant_id,
             "connector_id": connector_id,
             "resource_type": resource_type,
             "ids": resource_ids,
+            "keep_key": keep_key,
         },
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
@@ -171,6 +164,57 @@ async def mark_delivery_processed(
             " AND connector_id = :connector_id AND delivery_key = :key"
         ),
         {"tenant_id": tenant_id, "connector_id": connector_id, "key": delivery_key},
+    )
+
+
+async def is_delivery_pending(
+    session: AsyncSession, tenant_id: uuid.UUID, connector_id: uuid.UUID, delivery_key: str
+) -> bool:
+    result = await session.execute(
+        select(WebhookDelivery.delivery_key).where(
+            WebhookDelivery.tenant_id == tenant_id,
+            WebhookDelivery.connector_id == connector_id,
+            WebhookDelivery.delivery_key == delivery_key,
+            WebhookDelivery.processed_at.is_(None),
+        )
+    )
+    return result.first() is not None
+
+
+async def pending_deliveries_of_topics(
+    session: AsyncSession, tenant_id: uuid.UUID, connector_id: uuid.UUID, topics: tuple[str, ...]
+) -> list[WebhookDelivery]:
+    result = await session.execute(
+        select(WebhookDelivery)
+        .where(
+            WebhookDelivery.tenant_id == tenant_id,
+            WebhookDelivery.connector_id == connector_id,
+            WebhookDelivery.topic.in_(topics),
+            WebhookDelivery.processed_at.is_(None),
+        )
+        .order_by(WebhookDelivery.received_at, WebhookDelivery.delivery_key)
+    )
+    return list(result.scalars())
+
+
+async def keep_delivery_processed(session: AsyncSession, delivery: WebhookDelivery) -> None:
+    """Write the delivery back as processed: a purge of the connector's data deletes its
+    webhook records, this one included, and it must stay to recognise Shopify's retries."""
+    statement = insert(WebhookDelivery).values(
+        tenant_id=delivery.tenant_id,
+        connector_id=delivery.connector_id,
+        delivery_key=delivery.delivery_key,
+        topic=delivery.topic,
+        resource_type=delivery.resource_type,
+        resource_id=delivery.resource_id,
+        received_at=delivery.received_at,
+        processed_at=func.now(),
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["tenant_id", "connector_id", "delivery_key"],
+            set_={"processed_at": func.now()},
+        )
     )
 
 

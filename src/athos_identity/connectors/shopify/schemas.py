@@ -69,7 +69,14 @@ class ComplianceRequestOut(BaseModel):
     topic: str
     shopify_request_id: str | None
     customer_id: str | None
-    order_ids: list[str]
-    result: dict[str, Any]
+    order_ids: list[str] = Field(description="orders_requested or orders_to_redact, as sent.")
+    result: dict[str, Any] = Field(
+        description="Ids and counts only. A data request: customer_ids (those we hold it "
+        "under, empty when none), hashed_emails, hashed_phones, identity_links, "
+        "orders_of_customer, orders_requested_held, orders_held, "
+        "orders_with_hashed_identifiers. A redaction: what was erased."
+    )
     received_at: datetime
-    completed_at: datetime | None
+    completed_at: datetime | None = Field(
+        description="When it was done (shop/redact is done by a job, moments later)."
+    )

@@ -8,12 +8,24 @@
   equal the signed body's `shop_domain`). Every tenant's connector of that shop gets the
   event, each in its own tenant-scoped transaction.
 - Deduplication: X-Shopify-Webhook-Id, recorded in `webhook_deliveries` in the same
-  transaction as the event's effect: a retried delivery changes nothing.
-- Topics: customers/create|update (hash e-mail and phones, replace the customer's links),
-  customers/delete (drop its links and row), orders/create|updated (the body is the whole
-  order: hashed and stored as sales data), orders/delete, app/uninstalled (revoke
-  without calling Shopify), the three compliance topics (`compliance.py`). Others: 200,
-  ignored, logged by topic.
+  transaction as the event's effect (or, for a queued event, before its job is queued):
+  a retried delivery changes nothing.
+- Where the work happens (Shopify wants an answer within 5 s). The payloads carry raw
+  e-mails and phones, which never go into a job's arguments nor the database, so:
+  * per-record topics are done in the request, because they are cheap and bounded by one
+    record: customers/create|update (hash e-mail and phones, replace the customer's links,
+    record its `customers` row as a pull does, so a later full sync sweeps it),
+    customers/delete (drop its links and row), orders/create|updated (the body is the
+    whole order: hashed and stored as sales data), orders/delete, and the per-customer
+    compliance topics customers/data_request and customers/redact (`compliance.py`);
+  * whole-shop topics, app/uninstalled (revoke without calling Shopify) and shop/redact,
+    purge everything of the shop, for every tenant that has it: unbounded work. The
+    request records the delivery (ids only: the payload is not kept), answers
+    `queued`, and the job `shopify.apply_shop_events(tenant_id, connector_id)` does the
+    purge in one transaction, retried on any failure, then marks the delivery processed.
+    The job is queued before the answer: if queueing fails, Shopify gets a 500 and
+    retries, and a retried delivery still pending queues it again.
+  Other topics: 200, ignored, logged by topic.
 
 This module commits its own transactions (no API key: nothing scopes a request session).
 """
@@ -22,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -35,6 +48,7 @@ from athos_identity.connectors.models import Connector, ConnectorState, WebhookD
 from athos_identity.connectors.shopify import compliance, oauth, repository, service
 from athos_identity.connectors.shopify.client import app_credentials, app_secrets
 from athos_identity.connectors.shopify.mapping import iso
+from athos_identity.connectors.shopify.tasks import queue_shop_events
 from athos_identity.identity import repository as identity_repository
 from athos_identity.identity.records import CustomerRecord, hash_customer
 from athos_identity.identity.service import hasher_for
@@ -49,13 +63,15 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 CUSTOMER_TOPICS = ("customers/create", "customers/update")
 ORDER_TOPICS = ("orders/create", "orders/updated", "orders/delete")
 UNINSTALLED = "app/uninstalled"
+# Purges of the whole shop: done in a job (see the module's docstring).
+SHOP_EVENTS = (UNINSTALLED, compliance.SHOP_REDACT)
 KNOWN_TOPICS = (*CUSTOMER_TOPICS, "customers/delete", *ORDER_TOPICS, UNINSTALLED,
                 *compliance.TOPICS)  # fmt: skip
 
 
 @dataclass
 class Received:
-    status: str  # processed | duplicate | ignored
+    status: str  # processed | queued (a job does the work) | duplicate | ignored
     topic: str | None = None
     connectors: int = 0
     outcomes: list[str] = field(default_factory=list)
@@ -133,15 +149,22 @@ async def receive(headers: dict[str, str], body: bytes, url: str) -> Received:
             )
             if connector is None:
                 continue
-            outcomes.append(await _deliver(session, connector, topic, webhook_id, payload))
+            outcome, needs_job = await _deliver(session, connector, topic, webhook_id, payload)
+        # After the commit: the job must find the delivery.
+        if needs_job:
+            await queue_shop_events(target.tenant_id, target.connector_id)
+        outcomes.append(outcome)
     log.info("Shopify webhook %s for %s: %s", topic, shop, ",".join(outcomes) or "none")
+    return Received(_overall(outcomes), topic, len(targets), outcomes)
+
+
+def _overall(outcomes: list[str]) -> str:
     if outcomes and all(o == "duplicate" for o in outcomes):
-        status = "duplicate"
-    elif any(o == "processed" for o in outcomes):
-        status = "processed"
-    else:
-        status = "ignored"
-    return Received(status, topic, len(targets), outcomes)
+        return "duplicate"
+    for status in ("processed", "queued"):
+        if status in outcomes:
+            return status
+    return "ignored"
 
 
 def _resource(topic: str, payload: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -152,6 +175,8 @@ def _resource(topic: str, payload: dict[str, Any]) -> tuple[str | None, str | No
         customer = payload.get("customer")
         raw = customer.get("id") if isinstance(customer, dict) else None
         return "customer", compliance._id(raw)
+    if topic == compliance.SHOP_REDACT:
+        return kind, compliance._id(payload.get("shop_id"))
     return kind, compliance._id(payload.get("id"))
 
 
@@ -161,50 +186,80 @@ async def _deliver(
     topic: str,
     webhook_id: str,
     payload: dict[str, Any],
-) -> str:
+) -> tuple[str, bool]:
+    """Record the delivery once and do (or leave to a job) its work: (outcome, queue a job)."""
+    delivery_key = webhook_id[:300]
     is_compliance = topic in compliance.TOPICS
     active = connector.state in (ConnectorState.granted, ConnectorState.needs_reauthorization)
     if not is_compliance and topic != UNINSTALLED and not active:
-        return "ignored"
+        return "ignored", False
     resource_type, resource_id = _resource(topic, payload)
     recorded = await connector_repository.record_delivery(
         session,
         WebhookDelivery(
             tenant_id=connector.tenant_id,
             connector_id=connector.id,
-            delivery_key=webhook_id[:300],
+            delivery_key=delivery_key,
             topic=topic,
             resource_type=resource_type,
             resource_id=resource_id,
         ),
     )
     if not recorded:
-        return "duplicate"
+        # A retry of a queued event whose job may never have been queued: queue it again.
+        requeue = topic in SHOP_EVENTS and await repository.is_delivery_pending(
+            session, connector.tenant_id, connector.id, delivery_key
+        )
+        return "duplicate", requeue
+    if topic in SHOP_EVENTS:
+        return "queued", True
     if is_compliance:
-        await compliance.handle(session, connector, topic, webhook_id, payload)
-    elif topic == UNINSTALLED:
-        await service.revoke_after_uninstall(session, connector)
+        await compliance.handle_customer_request(session, connector, topic, webhook_id, payload)
     elif topic in CUSTOMER_TOPICS:
         await _upsert_customer(session, connector, payload)
-        await _mark_processed(session, connector, webhook_id)
     elif topic == "customers/delete":
         if resource_id is not None:
             await identity_repository.delete_customers(
                 session, connector.tenant_id, connector.id, [resource_id]
             )
-        await _mark_processed(session, connector, webhook_id)
     elif topic == "orders/delete":
         if resource_id is not None:
             await sales_repository.delete_orders(
                 session, connector.tenant_id, connector.id, [resource_id]
             )
-        await _mark_processed(session, connector, webhook_id)
     elif topic in ("orders/create", "orders/updated"):
         # The payload is the whole order (REST shape): hashed and stored at once, well
         # within Shopify's 5 s.
         await _upsert_order(session, connector, payload)
-        await _mark_processed(session, connector, webhook_id)
-    return "processed"
+    await _mark_processed(session, connector, webhook_id)
+    return "processed", False
+
+
+async def apply_shop_events(tenant_id: uuid.UUID, connector_id: uuid.UUID) -> int:
+    """The job's work: every pending app/uninstalled and shop/redact of the connector, in
+    the order received, in one transaction (a failure leaves them all pending, to retry).
+    Returns how many were applied."""
+    async with db.tenant_transaction(tenant_id) as session:
+        # The row lock serialises two jobs of one connector (one queued while one runs).
+        connector = await connector_repository.get_connector(
+            session, tenant_id, connector_id, for_update=True
+        )
+        if connector is None:
+            return 0
+        pending = await repository.pending_deliveries_of_topics(
+            session, tenant_id, connector_id, SHOP_EVENTS
+        )
+        for delivery in pending:
+            session.expunge(delivery)  # the purge deletes its row; it is written back
+        for delivery in pending:
+            if delivery.topic == UNINSTALLED:
+                await service.revoke_after_uninstall(session, connector)
+            else:
+                await compliance.handle_shop_redact(
+                    session, connector, delivery.delivery_key, delivery.received_at
+                )
+            await repository.keep_delivery_processed(session, delivery)
+        return len(pending)
 
 
 async def _upsert_order(
@@ -285,6 +340,11 @@ async def _upsert_customer(
     del record, emails, phones, payload  # the raw values go no further
     await identity_repository.replace_customer_links(
         session, connector.tenant_id, connector.id, [hashed]
+    )
+    # As a pull does, without a run: the next full sync sees it or sweeps it (a customer
+    # gone without a customers/delete webhook must not keep its links).
+    await identity_repository.mark_customers_seen(
+        session, connector.tenant_id, connector.id, [customer_id], None
     )
 
 
