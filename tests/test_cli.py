@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from typing import Any
@@ -13,12 +14,13 @@ import httpx
 from support import TEST_MASTER_SECRET, bearer
 
 
-def cli(database: Any, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(database: Any, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "ATHOS_DATABASE_URL": database.sqlalchemy_url,
         "ATHOS_MASTER_SECRET": TEST_MASTER_SECRET,
         "ATHOS_LOG_LEVEL": "WARNING",
+        **extra_env,
     }
     return subprocess.run(
         [sys.executable, "-m", "athos_identity", *args],
@@ -69,6 +71,34 @@ async def test_tenant_and_keys_from_the_command_line_work_with_the_api(
     )
     assert refused.status_code == 401
     assert lookup_key["key"] not in revoked.stdout + revoked.stderr
+
+
+KEY_LINE = re.compile(r"^(?:admin )?key \(shown once\): (\S+)$", re.MULTILINE)
+
+
+async def test_plain_text_keys_are_on_one_line_and_can_be_copied(
+    test_database: Any, client: httpx.AsyncClient
+) -> None:
+    """What a newcomer copies from an 80-column terminal or a log (stdout is a pipe here,
+    not a TTY: rich's width falls back to 80): the whole key, on its own line."""
+    narrow = {"COLUMNS": "80", "TERM": "dumb"}
+    created = cli(test_database, "tenants", "create", "Acme Outdoor Supplies", **narrow)
+    assert created.returncode == 0, created.stderr
+    [admin_key] = KEY_LINE.findall(created.stdout)
+    assert len(admin_key) == 81
+    listed = await client.get("/v1/keys", headers=bearer(admin_key))
+    assert listed.status_code == 200, listed.text
+
+    tenant_id = re.search(r"^tenant ([0-9a-f-]{36}) created$", created.stdout, re.MULTILINE)
+    assert tenant_id, created.stdout
+    more = cli(
+        test_database, "keys", "create", "--tenant", tenant_id[1], "--scope", "admin",
+        "--name", "a key with a rather long name", **narrow,
+    )  # fmt: skip
+    assert more.returncode == 0, more.stderr
+    [second_key] = KEY_LINE.findall(more.stdout)
+    again = await client.get("/v1/keys", headers=bearer(second_key))
+    assert again.status_code == 200 and len(again.json()) == 2
 
 
 def test_bad_input_gets_a_clear_error_and_a_nonzero_exit(test_database: Any) -> None:

@@ -172,8 +172,10 @@ def tenants_create(
     if as_json:
         print(json.dumps({"tenant_id": str(tenant_id), "key_id": str(key.id), "key": token}))
     else:
-        out.print(f"tenant [bold]{tenant_id}[/bold] created")
-        out.print(f"admin key (shown once): [bold]{token}[/bold]")
+        # soft_wrap: rich folds at 80 columns (its width when not a terminal), which would
+        # cut the 81-character key in two and make it impossible to copy.
+        out.print(f"tenant [bold]{tenant_id}[/bold] created", soft_wrap=True)
+        out.print(f"admin key (shown once): [bold]{token}[/bold]", soft_wrap=True)
 
 
 @keys_app.command("create")
@@ -196,8 +198,9 @@ def keys_create(
     if as_json:
         print(json.dumps({"tenant_id": str(tenant), "key_id": str(key_id), "key": token}))
     else:
-        out.print(f"key [bold]{key_id}[/bold] ({', '.join(s.value for s in scope)})")
-        out.print(f"key (shown once): [bold]{token}[/bold]")
+        scopes = ", ".join(s.value for s in scope)
+        out.print(f"key [bold]{key_id}[/bold] ({scopes})", soft_wrap=True)
+        out.print(f"key (shown once): [bold]{token}[/bold]", soft_wrap=True)  # one line, as above
 
 
 @keys_app.command("revoke")
@@ -213,7 +216,7 @@ def keys_revoke(
             await tenants.revoke_key(session, key_id)
 
     _run_or_exit(revoke())
-    out.print(f"key {key_id} revoked")
+    out.print(f"key {key_id} revoked", soft_wrap=True)
 
 
 def _run_or_exit(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -1,9 +1,9 @@
 """Promise 1: no raw e-mail or phone is written anywhere durable, nor logged.
 
 Canary identifiers go through every identity path — ingest (valid and invalid), look-up
-(raw, malformed), erasure — with logging at DEBUG; then neither a pg_dump of the whole
-database nor the captured log lines may contain any of them, in any letter case or in
-their normalized forms.
+(raw, malformed), erasure (by identifier, with invalid items, by customer) — with logging
+at DEBUG; then neither a pg_dump of the whole database nor the captured log lines may
+contain any of them, in any letter case or in their normalized forms.
 """
 
 from __future__ import annotations
@@ -110,6 +110,30 @@ async def test_no_canary_reaches_the_database_or_the_logs(
         headers=headers,
     )
     assert erased.json() == {"links_removed": 1, "orders_scrubbed": 0}
+    # an erasure with invalid items is refused whole, and its error names positions only
+    refused = await client.post(
+        "/v1/identity/erase",
+        json={
+            "identifiers": [
+                {"type": "email", "value": CANARY_EMAILS[1]},
+                {"type": "email", "value": INVALID_CANARY_EMAILS[0]},
+                {"type": "phone", "value": INVALID_CANARY_PHONES[0]},
+            ]
+        },
+        headers=headers,
+    )
+    assert refused.status_code == 422 and leaks(refused.text) == []
+    assert [e["index"] for e in refused.json()["errors"]] == [1, 2]
+    by_customer = await client.post(
+        "/v1/identity/erase", json={"customers": [{"customer_id": "c2"}]}, headers=headers
+    )
+    assert by_customer.json() == {"links_removed": 2, "orders_scrubbed": 0}
+    still = await client.post(
+        "/v1/identity/lookup",
+        json={"identifiers": [{"type": "email", "value": CANARY_EMAILS[1]}]},
+        headers=headers,
+    )
+    assert still.json()["results"][0]["matched"], "the refused erasure erased nothing"
 
     dump = pg_dump()
     assert "identity_links" in dump, "the dump holds the link table"

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 
 import httpx
 
+from athos_identity import db
+from athos_identity.identity.service import hasher_for
+from athos_identity.sales import repository as sales
+from athos_identity.sales.records import OrderRecord, hash_order
 from support import TenantKeys, bearer, create_key
 
 LOOKUP = "/v1/identity/lookup"
@@ -194,6 +199,23 @@ async def test_batch_limits(client: httpx.AsyncClient, tenant: TenantKeys) -> No
     )
 
 
+async def test_an_oversize_ingest_batch_is_422_stating_the_limit(
+    client: httpx.AsyncClient, tenant: TenantKeys, owner_conn
+) -> None:
+    records = [{"customer_id": f"c{i}", "emails": [f"c{i}@example.com"]} for i in range(10_001)]
+    response = await client.post(RECORDS, json={"records": records}, headers=tenant.admin)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "10000" in response.json()["detail"]
+    assert [e["field"] for e in response.json()["errors"]] == ["body.records"]
+    assert "c7@example.com" not in response.text
+    assert owner_conn.execute("SELECT count(*) FROM identity_links").fetchone()[0] == 0
+    at_the_limit = await client.post(
+        RECORDS, json={"records": records[:10_000]}, headers=tenant.admin
+    )
+    assert at_the_limit.status_code == 200 and at_the_limit.json()["links_added"] == 10_000
+
+
 async def test_a_lookup_key_cannot_ingest_or_erase(
     client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
@@ -250,3 +272,120 @@ async def test_erase_by_identifier_and_by_customer(
 async def test_no_get_with_raw_identifiers(client: httpx.AsyncClient, tenant: TenantKeys) -> None:
     response = await client.get(LOOKUP, params={"email": "a@example.com"}, headers=tenant.admin)
     assert response.status_code == 405
+
+
+async def store_orders(tenant: TenantKeys, connector_id: str, orders: list[OrderRecord]) -> None:
+    """Orders as a pull writes them: hashed with the tenant's key, through the repository."""
+    hasher = hasher_for(tenant.tenant_id)
+    async with db.tenant_transaction(tenant.tenant_id) as session:
+        await sales.upsert_orders(
+            session,
+            tenant.tenant_id,
+            uuid.UUID(connector_id),
+            [hash_order(o, hasher) for o in orders],
+        )
+
+
+def order_hashes(owner_conn, tenant: TenantKeys) -> dict[str, tuple[bool, bool]]:
+    """order id -> (has an e-mail hash, has a phone hash), read as the tables' owner."""
+    rows = owner_conn.execute(
+        "SELECT order_id, email_key IS NOT NULL, phone_key IS NOT NULL FROM orders"
+        " WHERE tenant_id = %s",
+        (tenant.tenant_id,),
+    ).fetchall()
+    return {order_id: (email, phone) for order_id, email, phone in rows}
+
+
+async def test_erasure_scrubs_the_hashes_on_orders_by_identifier_and_by_customer(
+    client: httpx.AsyncClient, tenant: TenantKeys, owner_conn
+) -> None:
+    await ingest(
+        client,
+        tenant,
+        [
+            {"customer_id": "a", "emails": ["a@example.com"], "phones": ["+33 6 12 34 56 78"]},
+            {"customer_id": "c", "emails": ["c@example.com"]},
+        ],
+    )
+    found = await lookup(client, tenant.admin, [{"type": "email", "value": "c@example.com"}])
+    connector_id = found.json()["results"][0]["customers"][0]["connector_id"]
+    await store_orders(
+        tenant,
+        connector_id,
+        [
+            OrderRecord("o-a1", "a", email="A@Example.com", phone="+33612345678", region="FR"),
+            OrderRecord("o-a2", "a", email="a@example.com"),
+            OrderRecord("o-guest", None, email="guest@example.com", phone="+1 415 555 0100"),
+            OrderRecord("o-c", "c", email="c@example.com", phone="+1 415 555 0199"),
+        ],
+    )
+    assert order_hashes(owner_conn, tenant) == {
+        "o-a1": (True, True), "o-a2": (True, False), "o-guest": (True, True), "o-c": (True, True),
+    }  # fmt: skip
+
+    # a guest has no customer id: an identifier is the only way to reach their order
+    by_identifier = await client.post(
+        ERASE,
+        json={
+            "identifiers": [
+                {"type": "email_sha256", "value": sha256_hex("guest@example.com")},
+                {"type": "phone", "value": "(415) 555-0100"},
+            ]
+        },
+        headers=tenant.admin,
+    )
+    assert by_identifier.status_code == 200, by_identifier.text
+    assert by_identifier.json() == {"links_removed": 0, "orders_scrubbed": 1}
+    assert order_hashes(owner_conn, tenant)["o-guest"] == (False, False)
+
+    by_customer = await client.post(
+        ERASE,
+        json={"customers": [{"customer_id": "a", "connector_id": connector_id}]},
+        headers=tenant.admin,
+    )
+    assert by_customer.status_code == 200, by_customer.text
+    assert by_customer.json() == {"links_removed": 2, "orders_scrubbed": 2}
+    assert order_hashes(owner_conn, tenant) == {
+        "o-a1": (False, False), "o-a2": (False, False), "o-guest": (False, False),
+        "o-c": (True, True),
+    }  # fmt: skip
+    # the sales data itself stays (it carries no personal data)
+    orders = await client.get("/v1/customers/a/orders", headers=tenant.admin)
+    assert {o["order_id"] for o in orders.json()["orders"]} == {"o-a1", "o-a2"}
+
+    # erasing again finds nothing more to scrub
+    again = await client.post(
+        ERASE, json={"customers": [{"customer_id": "a"}]}, headers=tenant.admin
+    )
+    assert again.json() == {"links_removed": 0, "orders_scrubbed": 0}
+
+
+async def test_erasing_a_customer_of_a_connector_the_tenant_does_not_have_is_404(
+    client: httpx.AsyncClient, tenant: TenantKeys, other_tenant: TenantKeys, owner_conn
+) -> None:
+    await ingest(client, tenant, [{"customer_id": "mine", "emails": ["mine@example.com"]}])
+    await ingest(
+        client, other_tenant, [{"customer_id": "theirs@example.com", "emails": ["t@example.com"]}]
+    )
+    theirs = await lookup(client, other_tenant.admin, [{"type": "email", "value": "t@example.com"}])
+    their_connector = theirs.json()["results"][0]["customers"][0]["connector_id"]
+    links_before = owner_conn.execute("SELECT count(*) FROM identity_links").fetchone()[0]
+
+    for connector_id in (their_connector, str(uuid.uuid4())):
+        response = await client.post(
+            ERASE,
+            json={
+                "customers": [
+                    {"customer_id": "mine"},
+                    {"customer_id": "theirs@example.com", "connector_id": connector_id},
+                ]
+            },
+            headers=tenant.admin,
+        )
+        assert response.status_code == 404, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        assert [e["field"] for e in body["errors"]] == ["customers.1.connector_id"]
+        assert "theirs@example.com" not in response.text and connector_id not in response.text
+    # nothing was erased, in either tenant
+    assert owner_conn.execute("SELECT count(*) FROM identity_links").fetchone()[0] == links_before

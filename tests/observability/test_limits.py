@@ -95,6 +95,34 @@ async def test_body_over_the_limit_is_413_before_parsing(
             assert ok.status_code == 200
 
 
+async def test_the_openapi_document_names_the_limits_wherever_they_apply(
+    client: httpx.AsyncClient,
+) -> None:
+    """Clients generated from /openapi.json must expect 429 (per-key rate limit) from every
+    operation behind an API key, and 413 (body limit) from every POST, PUT and PATCH: both
+    are sent before any route runs, so no route declares them itself."""
+    schema = (await client.get("/openapi.json")).json()
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    missing = []
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            expected = set()
+            if operation.get("security"):
+                expected |= {"401", "429"}
+            if method in ("post", "put", "patch") or "requestBody" in operation:
+                expected.add("413")
+            for code in sorted(expected):
+                response = operation["responses"].get(code)
+                if response is None or response.get("content") != problem:
+                    missing.append(f"{method.upper()} {path}: {code}")
+                elif code == "429" and "Retry-After" not in response.get("headers", {}):
+                    missing.append(f"{method.upper()} {path}: 429 without Retry-After")
+    assert missing == []
+    operations = [op for item in schema["paths"].values() for op in item.values()]
+    assert sum(1 for op in operations if op.get("security")) >= 20, "the walk saw the API"
+    assert any("requestBody" in op for op in operations)
+
+
 def test_every_outgoing_http_client_has_an_explicit_timeout() -> None:
     """httpx's default is 5 s for everything; we want each call site to choose, and never
     None (wait forever)."""

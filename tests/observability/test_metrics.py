@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Any
+
 import httpx
 from observability_support import metric_value
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "connectors"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sync"))
+
+from sync_support import granted_bigcommerce_connector, run_jobs_until_idle, start_sync
+
 from athos_identity import observability
 from support import TenantKeys, create_key
+
+pytest_plugins = ["bigcommerce_fixtures"]  # bc_store: a sandbox BigCommerce store
 
 
 async def scrape(client: httpx.AsyncClient) -> str:
@@ -78,3 +89,26 @@ async def test_platform_waits_and_sync_counters_are_exposed(client: httpx.AsyncC
     assert delta("athos_platform_throttle_wait_seconds_total", platform="bigcommerce") == 1.5
     assert delta("athos_sync_pages_total", platform="bigcommerce", stream="customers") == 1
     assert delta("athos_sync_records_total", platform="bigcommerce", stream="customers") == 250
+
+
+async def test_a_failing_pull_is_counted_in_the_sync_errors_family(
+    client: httpx.AsyncClient, tenant: TenantKeys, bc_store: Any
+) -> None:
+    """The store answers 5xx past every retry of the client: the pull stops on the error
+    (its job is retried later), and the alert an operator sets on athos_sync_errors_total
+    sees it, by platform, stream and error."""
+    connector_id = await granted_bigcommerce_connector(client, tenant.admin, bc_store)
+    before = await scrape(client)
+    run_id = await start_sync(client, tenant.admin, connector_id, "full")
+    bc_store.add_fault(kind="5xx", count=50)
+    await run_jobs_until_idle()
+    run = (await client.get(f"/v1/syncs/{run_id}", headers=tenant.admin)).json()
+    assert run["status"] != "succeeded" and run["last_error"], run
+    after = await scrape(client)
+
+    def errors(text: str) -> float:
+        return metric_value(text, "athos_sync_errors_total", platform="bigcommerce")
+
+    assert errors(after) - errors(before) == 1
+    assert 'athos_sync_errors_total{error="' in after
+    assert bc_store.token not in after and str(tenant.tenant_id) not in after

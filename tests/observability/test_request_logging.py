@@ -1,13 +1,25 @@
-"""Request ids, context ids in JSON log lines, access lines without values."""
+"""Request ids, context ids in JSON log lines (requests and pulls), access lines without
+values."""
 
 from __future__ import annotations
 
+import logging
+import sys
 import uuid
+from pathlib import Path
+from typing import Any
 
 import httpx
 from observability_support import json_logs
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "connectors"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sync"))
+
+from sync_support import granted_bigcommerce_connector, run_jobs_until_idle, start_sync
+
 from support import TenantKeys, create_key
+
+pytest_plugins = ["bigcommerce_fixtures"]  # bc_store: a sandbox BigCommerce store
 
 CANARY = "canary.request.log@example.org"
 
@@ -67,3 +79,29 @@ async def test_access_line_names_the_route_template_not_the_path(
     assert routes == ["/v1/connectors/{connector_id}", "unmatched"]
     # (the test's own httpx client logs the URLs it calls; the service's lines do not)
     assert CANARY not in str([line for line in logs.lines if line["logger"] != "httpx"])
+
+
+async def test_a_pulls_worker_log_lines_carry_the_connector_and_run_ids(
+    client: httpx.AsyncClient, tenant: TenantKeys, bc_store: Any
+) -> None:
+    """An operator follows one pull through the worker's logs by its ids: every line the
+    service writes while pulling names the tenant, the connector and the run."""
+    connector_id = await granted_bigcommerce_connector(client, tenant.admin, bc_store)
+    run_id = await start_sync(client, tenant.admin, connector_id, "full")
+    bc_store.add_fault(kind="429", count=1)  # a wait on the platform's limit is logged too
+    with json_logs(logging.DEBUG) as logs:
+        await run_jobs_until_idle()
+    run = (await client.get(f"/v1/syncs/{run_id}", headers=tenant.admin)).json()
+    assert run["status"] == "succeeded", run
+
+    pulling = [
+        line
+        for line in logs.lines
+        if line["logger"].startswith(("athos_identity.sync.engine", "athos_identity.connectors"))
+    ]
+    assert len(pulling) >= 2, [line["msg"] for line in logs.lines]
+    for line in pulling:
+        assert line.get("connector_id") == connector_id, line
+        assert line.get("run_id") == run_id, line
+        assert line.get("tenant_id") == str(tenant.tenant_id), line
+    assert any(line["msg"] == "sync run starts" for line in pulling)

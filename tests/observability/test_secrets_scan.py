@@ -5,15 +5,18 @@ an API response.
 
 The pass: a BigCommerce token paste, then a swap to a second token; a Shopify Grant Access
 and a token refresh; a full BigCommerce pull through the real worker with faults on (429,
-5xx, a truncated body); webhooks of both platforms; an erasure; failing requests carrying
-canary identifiers and a canary token. The needles: every e-mail and phone of the sandbox
-stores' generated customers and orders (raw, lowercased, normalized, digits), the canary
-identifiers, every token issued. Then the scan is shown to work: one needle planted in each
-place is found.
+5xx, a truncated body); webhooks of both platforms; Shopify's three compliance requests
+(customers/data_request, customers/redact, shop/redact, signed as Shopify signs them) and
+the jobs they leave, run by the worker; erasures by identifier and by customer; failing
+requests carrying canary identifiers and a canary token. The needles: every e-mail and
+phone of the sandbox stores' generated customers and orders (raw, lowercased, normalized,
+digits), the canary identifiers, every token issued. Then the scan is shown to work: one
+needle planted in each place is found.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import uuid
@@ -135,6 +138,50 @@ async def failing_requests(client: httpx.AsyncClient, tenant: TenantKeys, bc_id:
     assert (await client.post("/v1/identity/lookup", json=good, headers=tenant.admin)).json()["results"][0]["matched"]  # fmt: skip  # noqa: E501
 
 
+WEBHOOKS = "/v1/webhooks/shopify"
+
+
+async def compliance_request(
+    client: httpx.AsyncClient, shop: Shop, sink: Any, topic: str, **body: Any
+) -> dict[str, Any]:
+    """The sandbox sends the compliance topic with Shopify's payload (the shopper's e-mail
+    and phone included), signed with the app's secret; it is replayed into the service."""
+    count = len(sink.received)
+    shop.admin("POST", "/compliance", json={"topic": topic, "url": f"{sink.url}{WEBHOOKS}", **body})
+    delivery = sink.wait_for(count + 1)[-1]
+    assert delivery.headers["X-Shopify-Topic"] == topic
+    assert delivery.headers["X-Shopify-Hmac-Sha256"]
+    response = await client.post(WEBHOOKS, content=delivery.body, headers=delivery.headers)
+    assert response.status_code == 200, response.text
+    return dict(json.loads(delivery.body))
+
+
+async def run_every_queued_job(owner_conn: psycopg.Connection) -> None:
+    """A worker over every queue holding jobs due now (webhooks may hand their work to a
+    job), the periodic scheduler's queue excepted (its timing is not the test's)."""
+    queues = [
+        row[0]
+        for row in owner_conn.execute(
+            "SELECT DISTINCT queue_name FROM procrastinate_jobs WHERE status = 'todo'"
+            " AND (scheduled_at IS NULL OR scheduled_at <= now()) AND queue_name <> 'scheduler'"
+        )
+    ]
+    if queues:
+        await run_jobs_until_idle(tuple(queues))
+
+
+def erasable_shoppers(store_data: Any, count: int) -> list[Any]:
+    """Pulled customers whose e-mail is valid: their erasure must succeed, not be a 422."""
+    found = []
+    for customer in store_data.customers.iter_by_id():
+        try:
+            normalize_email(customer.email or "")
+        except Exception:
+            continue
+        found.append(customer)
+    return found[:count]
+
+
 async def replay_deliveries(client: httpx.AsyncClient, sink: Any, count: int) -> int:
     deliveries = sink.wait_for(count, timeout=10)
     for delivery in deliveries:
@@ -195,20 +242,38 @@ async def test_nothing_leaks_anywhere(
             await replay_deliveries(client, shopify_sink, 2)
             await run_jobs_until_idle(("hooks", "pulls"))
 
-            # an erasure of a pulled shopper, and failing requests with canaries
-            pulled = [
-                c.email
-                for c in bc_store.sandbox.state.stores[
-                    bc_store.store_hash
-                ].data.customers.iter_by_id()
-                if c.email and "@" in c.email
-            ][:2]
+            # Shopify's mandatory compliance requests, then whatever jobs they queued
+            first, second = shop.customer_ids(2)
+            requested = await compliance_request(
+                client, shop, shopify_sink, "customers/data_request", customer_id=first
+            )
+            redacted = await compliance_request(
+                client, shop, shopify_sink, "customers/redact", customer_id=second
+            )
+            await compliance_request(client, shop, shopify_sink, "shop/redact")
+            await run_every_queued_job(owner_conn)
+
+            # erasures of pulled shoppers (by identifier, by customer), failing requests
+            bc_data = bc_store.sandbox.state.stores[bc_store.store_hash].data
+            shoppers = erasable_shoppers(bc_data, 4)
+            assert len(shoppers) == 4
+            by_email, by_id = shoppers[:2], shoppers[2:]
             erased = await client.post(
                 "/v1/identity/erase",
-                json={"identifiers": [{"type": "email", "value": e} for e in pulled]},
+                json={"identifiers": [{"type": "email", "value": c.email} for c in by_email]},
                 headers=tenant.admin,
             )
-            assert erased.status_code in (200, 422), erased.text
+            assert erased.status_code == 200, erased.text
+            assert erased.json()["links_removed"] >= 2
+            forgotten = await client.post(
+                "/v1/identity/erase",
+                json={
+                    "customers": [{"customer_id": str(c.id), "connector_id": bc_id} for c in by_id]
+                },
+                headers=tenant.admin,
+            )
+            assert forgotten.status_code == 200, forgotten.text
+            assert forgotten.json()["links_removed"] >= 2
             await failing_requests(client, tenant, bc_id)
             await client.get("/v1/audit", headers=tenant.admin)
             await client.get("/metrics")
@@ -229,6 +294,8 @@ async def test_nothing_leaks_anywhere(
         shop.sandbox.state.config.shopify_client_secret,
     }
     assert len(secrets) >= 6 and len(needles) > 50
+    for payload in (requested, redacted):  # what the compliance requests carried is sought
+        assert payload["customer"]["email"].strip().lower() in needles
     needles |= secrets
 
     def channels() -> dict[str, str]:
@@ -251,6 +318,10 @@ async def test_nothing_leaks_anywhere(
             "SELECT string_agg(task_name, ',') FROM procrastinate_jobs"
         ).fetchone()[0]
     )
+    compliance = owner_conn.execute(
+        "SELECT array_agg(topic ORDER BY topic) FROM shopify_compliance_requests"
+    ).fetchone()[0]
+    assert compliance == ["customers/data_request", "customers/redact", "shop/redact"]
     assert scan(needles, found) == {}
 
     # The scan finds what it looks for: one needle planted in each place.

@@ -46,7 +46,14 @@ async def ingest(body: RecordsIn, session: Session, caller: AdminCaller) -> Inge
     return await service.ingest(session, caller, body.records)
 
 
-@router.post("/erase", responses=PROBLEMS)
+ERASE_PROBLEMS = {
+    **PROBLEMS,
+    404: {"description": "A customer selector names a connector this tenant does not have"},
+}
+
+
+@router.post("/erase", responses=ERASE_PROBLEMS)
 async def erase(body: EraseIn, session: Session, caller: AdminCaller) -> EraseOut:
-    """Forget identifiers or customers: their links are deleted at once."""
+    """Forget identifiers or customers: their links, and the hashed e-mails and phones on
+    their orders, are deleted at once. A `connector_id` the tenant does not have is a 404."""
     return await service.erase(session, caller, body.identifiers, body.customers)

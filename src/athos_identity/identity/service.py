@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from athos_identity import observability
 from athos_identity.audit import service as audit
+from athos_identity.connectors import repository as connectors
 from athos_identity.identity import repository
 from athos_identity.identity.hashing import (
     HashedIdentifier,
@@ -29,7 +30,7 @@ from athos_identity.identity.schemas import (
     ItemError,
     RecordIn,
 )
-from athos_identity.kit.errors import InvalidInput
+from athos_identity.kit.errors import InvalidInput, NotFound
 from athos_identity.sales import repository as sales
 from athos_identity.settings import get_settings
 from athos_identity.tenants.service import Caller
@@ -140,6 +141,7 @@ async def erase(
     if not identifiers and not customers:
         raise InvalidInput("Name at least one identifier or customer to erase.")
     tenant_id = caller.tenant_id
+    await _require_own_connectors(session, tenant_id, customers)
     links = orders = 0
     if identifiers:
         keys = [h.key for h in hash_identifiers(caller, identifiers)]
@@ -152,5 +154,36 @@ async def erase(
         orders += await sales.forget_customer_identifiers(
             session, tenant_id, selector.customer_id, selector.connector_id
         )
-    await audit.record(session, tenant_id, "identity.erase", None, identifiers=len(identifiers), customers=len(customers), links_removed=links, orders_scrubbed=orders)  # noqa: E501
+    await audit.record(
+        session,
+        tenant_id,
+        "identity.erase",
+        None,
+        identifiers=len(identifiers),
+        customers=len(customers),
+        links_removed=links,
+        orders_scrubbed=orders,
+    )
     return EraseOut(links_removed=links, orders_scrubbed=orders)
+
+
+async def _require_own_connectors(
+    session: AsyncSession, tenant_id: uuid.UUID, customers: Sequence[CustomerSelector]
+) -> None:
+    """A selector naming a connector the tenant does not have is a 404 (DESIGN §2.2: another
+    tenant's id looks like no id at all), not a silent "nothing erased" that would let a
+    caller believe a shopper was forgotten."""
+    named = {s.connector_id for s in customers if s.connector_id is not None}
+    unknown = {
+        connector_id
+        for connector_id in named
+        if await connectors.get_connector(session, tenant_id, connector_id) is None
+    }
+    errors: list[dict[str, object]] = [
+        {"index": index, "field": f"customers.{index}.connector_id", "reason": "unknown"}
+        for index, selector in enumerate(customers)
+        if selector.connector_id in unknown
+    ]
+    if errors:
+        fields = ", ".join(str(e["field"]) for e in errors)
+        raise NotFound(f"No connector with this id ({fields}); nothing was erased.", errors=errors)

@@ -193,21 +193,41 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 MALFORMED_JSON = {"description": "The request body is not valid JSON"}
+UNAUTHENTICATED = {"description": "Missing, unknown or revoked API key"}
+# Sent by the API-key dependency (kit/ratelimit.check) before the route runs.
+RATE_LIMITED = {
+    "description": "This API key sent more requests than its limit (per key and API process)",
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait before the next request",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+# Sent by BodySizeLimitMiddleware, before routing, to any request of these methods.
+BODY_TOO_LARGE = {"description": "The request body is larger than the limit (max_body_bytes)"}
+BODY_METHODS = frozenset({"post", "put", "patch"})
 
 
 def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     """Make the OpenAPI document say what the handlers above send: every 4xx/5xx response
     is `application/problem+json` with the Problem schema (FastAPI's default 422 body,
-    HTTPValidationError, is never sent), and every JSON body may be answered 400."""
+    HTTPValidationError, is never sent), every JSON body may be answered 400, every
+    operation behind an API key 401 and 429, and every POST/PUT/PATCH 413."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = PROBLEM_SCHEMA
     for path_item in schema.get("paths", {}).values():
-        for operation in path_item.values():
+        for method, operation in path_item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses: dict[str, Any] = operation["responses"]
             if "requestBody" in operation:
                 responses.setdefault("400", dict(MALFORMED_JSON))
+            if operation.get("security"):
+                responses.setdefault("401", dict(UNAUTHENTICATED))
+                responses.setdefault("429", dict(RATE_LIMITED))
+            if method in BODY_METHODS:
+                responses.setdefault("413", dict(BODY_TOO_LARGE))
             for code, response in responses.items():
                 if code[:1] in ("4", "5"):
                     response["content"] = {PROBLEM_JSON: {"schema": PROBLEM_REF}}
