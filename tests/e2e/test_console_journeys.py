@@ -7,7 +7,6 @@ kept under $ATHOS_E2E_ARTIFACTS (default: the temp dir's athos-e2e/).
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import uuid
 from typing import Any
@@ -21,9 +20,6 @@ pytest_plugins = ["e2e_fixtures"]
 TenantKeys = Any
 ENDED = re.compile(r"^(succeeded|failed|cancelled)$")
 SYNC_TIMEOUT_MS = 90_000
-SHOPIFY_PULLS_BUILT = (
-    importlib.util.find_spec("athos_identity.connectors.shopify.source") is not None
-)
 
 
 # --- the merchant's steps --------------------------------------------------------------------
@@ -114,16 +110,9 @@ async def test_shopify_grant_sync_and_revoke(
     await steps.shot(page, f"shopify sync {status}")
     history = page.locator("#sync-history-body tr")
     await expect(history).to_have_count(1)
-    if SHOPIFY_PULLS_BUILT:
-        assert status == "succeeded"
-        await expect(page.locator("#sync-text")).to_contain_text("Sync succeeded")
-        assert rows_of(owner_conn, "identity_links", connector_id) > 0
-    else:
-        # Shopify pulls are not built yet: the run fails, and the page says so plainly.
-        assert status == "failed"
-        await expect(page.locator("#sync-text")).to_contain_text("Sync failed")
-        await expect(page.locator("#sync-error")).to_contain_text("The sync failed:")
-        await expect(history.first).to_contain_text("failed")
+    assert status == "succeeded"
+    await expect(page.locator("#sync-text")).to_contain_text("Sync succeeded")
+    assert rows_of(owner_conn, "identity_links", connector_id) > 0
 
     # Revoke Authorization: the dialog says what goes; then tokens and data are gone.
     await revoke.click()
