@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 from sqlalchemy import text
@@ -225,9 +226,15 @@ async def delete_customers(
 
 
 async def sweep_customers(
-    session: AsyncSession, tenant_id: uuid.UUID, connector_id: uuid.UUID, run_id: uuid.UUID
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    connector_id: uuid.UUID,
+    run_id: uuid.UUID,
+    written_before: datetime,
 ) -> int:
-    """After a full sync: forget the connector's customers that the run did not see.
+    """After a full sync: forget the connector's customers that the run did not see and
+    that nothing wrote since `written_before` (the run's start: a webhook's customer,
+    created during the export, is not gone).
 
     The gone customers are found first (usually few) and their links deleted by key: a join
     of the two tables right after a first sync, before any ANALYZE, was planned as a
@@ -235,9 +242,15 @@ async def sweep_customers(
     result = await session.execute(
         text(
             "DELETE FROM customers WHERE tenant_id = :tenant_id AND connector_id = :connector_id"
-            " AND seen_in_run IS DISTINCT FROM :run_id RETURNING customer_id"
+            " AND seen_in_run IS DISTINCT FROM :run_id AND updated_at < :written_before"
+            " RETURNING customer_id"
         ),
-        {"tenant_id": tenant_id, "connector_id": connector_id, "run_id": run_id},
+        {
+            "tenant_id": tenant_id,
+            "connector_id": connector_id,
+            "run_id": run_id,
+            "written_before": written_before,
+        },
     )
     gone = [row[0] for row in result]
     if gone:

@@ -120,14 +120,17 @@ async def sweep_orders(
     connector_id: uuid.UUID,
     run_id: uuid.UUID,
     placed_since: datetime | None = None,
+    *,
+    written_before: datetime,
 ) -> int:
     """Delete the connector's orders a full sync did not see (gone from the platform);
     with `placed_since`, only among the orders placed since then (the rest were not
-    visible to the sync, so their absence says nothing)."""
+    visible to the sync, so their absence says nothing). Orders written since
+    `written_before` (the run's start) by something else, a webhook, are not gone either."""
     result = await session.execute(
         text(
             "DELETE FROM orders WHERE tenant_id = :tenant_id AND connector_id = :connector_id"
-            " AND seen_in_run IS DISTINCT FROM :run_id"
+            " AND seen_in_run IS DISTINCT FROM :run_id AND updated_at < :written_before"
             " AND (CAST(:placed_since AS timestamptz) IS NULL OR placed_at >= :placed_since)"
             " RETURNING order_id"
         ),
@@ -136,6 +139,7 @@ async def sweep_orders(
             "connector_id": connector_id,
             "run_id": run_id,
             "placed_since": placed_since,
+            "written_before": written_before,
         },
     )
     gone = [row[0] for row in result]
@@ -211,6 +215,7 @@ async def orders_of_customer(
         {"tenant_id": tenant_id, "customer_id": customer_id, "connector_id": connector_id},
     )
     return [dict(row._mapping) for row in result]
+
 
 async def orders_held_of_customer(
     session: AsyncSession,

@@ -14,10 +14,12 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from athos_identity import observability
@@ -98,9 +100,26 @@ class RunBusy(TransientSourceError):
     lives): this one backs off and tries later."""
 
 
+@dataclass
+class PullGuard:
+    """What is checked before each page is written: the job was not asked to abort, and
+    this process still holds the run's advisory lock."""
+
+    lock_connection: psycopg.AsyncConnection[Any]
+    should_abort: Callable[[], bool] = lambda: False
+
+    async def check(self, run_id: uuid.UUID) -> None:
+        if self.should_abort():
+            raise RunCancelled(str(run_id))
+        # The lock lives as long as its connection: if the database dropped it (restart,
+        # pg_terminate_backend), another worker may take the run, so this one stops here
+        # (psycopg.OperationalError: transient, retried from the checkpoint).
+        await self.lock_connection.execute("SELECT 1")
+
+
 @asynccontextmanager
-async def exclusive_pull(run_id: uuid.UUID) -> AsyncIterator[None]:
-    """Hold a session-level advisory lock for the whole pull.
+async def exclusive_pull(run_id: uuid.UUID) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """Hold a session-level advisory lock for the whole pull; yields its connection.
 
     procrastinate's per-connector lock keeps two *jobs* apart, but a job retried as stalled
     while its worker still runs would be pulled twice; this lock lives on a connection of
@@ -113,14 +132,15 @@ async def exclusive_pull(run_id: uuid.UUID) -> AsyncIterator[None]:
         row = await cursor.fetchone()
         if not (row and row[0]):
             raise RunBusy(f"run {run_id} is being pulled by another worker")
-        yield
+        yield connection
 
 
 async def run_pull(
     tenant_id: uuid.UUID, run_id: uuid.UUID, should_abort: Callable[[], bool] = lambda: False
 ) -> str:
     """Run (or resume) a sync run to its end; returns its final status."""
-    async with exclusive_pull(run_id):
+    async with exclusive_pull(run_id) as lock_connection:
+        guard = PullGuard(lock_connection, should_abort)
         started = await _start(tenant_id, run_id)
         if started is None:
             return "finished"
@@ -134,7 +154,7 @@ async def run_pull(
                     continue
                 since = await _since(tenant_id, run, stream)
                 with observability.sync_stream(platform, stream.value):  # metrics, log context
-                    await _pull_stream(tenant_id, run, stream, state, source, since, should_abort)
+                    await _pull_stream(tenant_id, run, stream, state, source, since, guard)
         await _finish(tenant_id, run_id)
         return "succeeded"
 
@@ -157,7 +177,8 @@ async def _start(tenant_id: uuid.UUID, run_id: uuid.UUID) -> tuple[SyncRun, str,
             run_id,
             status="running",
             add_attempts=1,
-            started_at=run.started_at or datetime.now(UTC),
+            # The database's clock, as for the rows' updated_at: full-sync sweeps compare them.
+            started_at=func.coalesce(SyncRun.started_at, func.now()),
         )
         session.expunge(run)
         return run, connector.platform, region
@@ -178,12 +199,11 @@ async def _pull_stream(
     state: dict[str, Any],
     source: Source,
     since: datetime | None,
-    should_abort: Callable[[], bool],
+    guard: PullGuard,
 ) -> None:
     pages = source.pages(stream, since=since, position=state.get("position"))
     async for page in read_ahead(pages, PAGES_AHEAD):
-        if should_abort():
-            raise RunCancelled(str(run.id))
+        await guard.check(run.id)
         async with tenant_transaction(tenant_id) as session:
             current = await repository.get_run(session, tenant_id, run.id, for_update=True)
             if current is None or current.status != "running":
@@ -194,9 +214,13 @@ async def _pull_stream(
             if page.high_water:
                 previous = state.get("high_water")
                 state["high_water"] = max(previous or "", page.high_water.isoformat())
+            if page.estimated_total is not None:
+                state["total"] = max(state.get("total") or 0, page.estimated_total)
             if state["done"] and run.mode == "full":
                 written["deleted"] = await _sweep(session, tenant_id, run, stream, source)
             checkpoint = {**current.checkpoint, stream.value: state}
+            customers = current.customers + written.get("customers", 0)
+            orders = current.orders + written.get("orders", 0)
             await repository.update_run(
                 session,
                 tenant_id,
@@ -208,7 +232,7 @@ async def _pull_stream(
                 add_orders=written.get("orders", 0),
                 add_skipped=written.get("skipped", 0),
                 add_deleted=written.get("deleted", 0),
-                estimated_total=_estimate(current, stream, page),
+                estimated_total=_estimate(checkpoint, stream, customers, orders),
                 last_error=None,
             )
         run.checkpoint = checkpoint
@@ -220,16 +244,39 @@ async def _pull_stream(
         deleted = await _sweep(session, tenant_id, run, stream, source) if run.mode == "full" else 0
         state["done"] = True
         run.checkpoint = {**run.checkpoint, stream.value: state}
+        current = await repository.get_run(session, tenant_id, run.id)
+        estimate = None
+        if current is not None:
+            estimate = _estimate(run.checkpoint, stream, current.customers, current.orders)
         await repository.update_run(
-            session, tenant_id, run.id, checkpoint=run.checkpoint, add_deleted=deleted
+            session,
+            tenant_id,
+            run.id,
+            checkpoint=run.checkpoint,
+            add_deleted=deleted,
+            estimated_total=estimate,
         )
 
 
-def _estimate(run: SyncRun, stream: Stream, page: SourcePage) -> int | None:
-    if page.estimated_total is None:
-        return run.estimated_total
-    done_before = run.customers if stream is Stream.orders else 0
-    return max(run.estimated_total or 0, done_before + page.estimated_total)
+def _estimate(
+    checkpoint: dict[str, Any], current: Stream, customers: int, orders: int
+) -> int | None:
+    """Records the run is expected to hold once the stream in progress ends: the streams
+    already pulled as written, plus the one in progress by its platform's total. None
+    while that total is unknown (BigCommerce's V2 orders say none): better no estimate
+    than one the run has already passed (an ETA of 0 and a full bar, with a stream to go).
+    Streams not started yet are not counted: their size is not known before they start."""
+    estimate = 0
+    for stream in STREAMS:
+        state = checkpoint.get(stream.value) or {}
+        written = customers if stream is Stream.customers else orders
+        if state.get("done"):
+            estimate += written
+        elif stream is current:
+            if state.get("total") is None:
+                return None
+            estimate += max(int(state["total"]), written)
+    return estimate
 
 
 async def _write_page(
@@ -266,11 +313,22 @@ async def _sweep(
     """After a full pass: what the platform no longer has is removed here too — but only
     within what the source can see (Shopify shows 60 days of orders without
     read_all_orders: older orders are out of sight, not deleted)."""
+    # Rows written since the run started and not by it came from webhooks (a customer
+    # created during the export): they are not gone, whatever the export says.
+    started = await repository.get_run(session, tenant_id, run.id)
+    started_at = started.started_at if started and started.started_at else datetime.now(UTC)
     if stream is Stream.customers:
-        return await identity.sweep_customers(session, tenant_id, run.connector_id, run.id)
+        return await identity.sweep_customers(
+            session, tenant_id, run.connector_id, run.id, written_before=started_at
+        )
     visible_since = getattr(source, "orders_visible_since", None)
     return await sales.sweep_orders(
-        session, tenant_id, run.connector_id, run.id, placed_since=visible_since
+        session,
+        tenant_id,
+        run.connector_id,
+        run.id,
+        placed_since=visible_since,
+        written_before=started_at,
     )
 
 

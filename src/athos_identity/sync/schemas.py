@@ -47,7 +47,10 @@ class SyncRunOut(BaseModel):
     orders: int
     skipped: int = Field(description="E-mails and phones that could not be normalized.")
     deleted: int = Field(description="Records gone from the platform, removed here too.")
-    estimated_total: int | None = Field(description="Records expected, when the platform says.")
+    estimated_total: int | None = Field(
+        description="Records expected: the streams pulled so far plus the platform's total of "
+        "the one in progress; null while that total is unknown."
+    )
     records_per_second: float | None = None
     eta_seconds: float | None = None
     attempts: int

@@ -1,14 +1,17 @@
 """Sync runs: start, watch, cancel.
 
-Starting a run commits the run before its job is queued (a worker must find it), so this
-module opens its own transactions, like a job wrapper.
+Starting a run commits the run before its job is queued (a worker must find it; and the
+application role, which writes runs, has no rights on the job queue's tables), so this
+module opens its own transactions, like a job wrapper. A process that dies between the
+two leaves a queued run without a job: the scheduler, and the next start of a pull of its
+store, give it one (`queue_orphaned_run`).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,40 +27,107 @@ from athos_identity.sync.schemas import RunStatus, SyncMode, SyncRunOut
 
 log = logging.getLogger(__name__)
 
+# A queued run this old with no live job lost it (its starter died before queueing it):
+# far above the milliseconds between the two, so a start in progress is never taken for one.
+ORPHANED_AFTER = timedelta(minutes=2)
+LIVE_JOB_STATUSES = ("todo", "doing")
+
 
 async def start_run(tenant_id: uuid.UUID, connector_id: uuid.UUID, mode: SyncMode) -> SyncRun:
-    """Create a queued run and its job; 409 when the store already has one queued or running."""
-    async with tenant_transaction(tenant_id) as session:
-        connector = await connectors.get_connector(session, tenant_id, connector_id)
-        connectors.require_usable(connector)
-        try:
-            run = await repository.insert_run(session, tenant_id, connector_id, mode.value)
-        except repository.ActiveRunExists as exists:
-            raise Conflict(
-                f"A sync of this connector is already queued or running: {exists.run_id}.",
-                run_id=str(exists.run_id),
-            ) from None
-        await audit.record(
-            session, tenant_id, "sync.start", run.id, only_by_key=True, full=mode.value == "full"
-        )
-    job_id = await _queue_pull(tenant_id, connector_id, run.id)
-    async with tenant_transaction(tenant_id) as session:
-        await repository.update_run(session, tenant_id, run.id, job_id=job_id)
+    """Create a queued run and its job; 409 when the store already has one queued or
+    running, naming it."""
+    try:
+        run = await _create_run(tenant_id, connector_id, mode)
+    except repository.ActiveRunExists as exists:
+        await queue_orphaned_run(tenant_id, exists.run_id)
+        raise Conflict(
+            f"A sync of this connector is already queued or running: {exists.run_id}.",
+            run_id=str(exists.run_id),
+        ) from None
+    try:
+        job_id = await _queue_pull(connector_id, run.id, tenant_id)
+    except AlreadyEnqueued:
+        # A job whose run has ended (failed by hand, say) still waits in the queue.
+        holder = await _run_holding_the_queue(connector_id)
+        await _end(tenant_id, run.id, RunStatus.failed, "a pull of this store is already queued")
+        raise Conflict(
+            f"A pull of this connector is already queued: {holder or 'run unknown'}.",
+            **({"run_id": str(holder)} if holder else {}),
+        ) from None
+    await _record_job(tenant_id, run.id, job_id)
     run.job_id = job_id
     return run
 
 
-async def _queue_pull(tenant_id: uuid.UUID, connector_id: uuid.UUID, run_id: uuid.UUID) -> int:
+async def _create_run(tenant_id: uuid.UUID, connector_id: uuid.UUID, mode: SyncMode) -> SyncRun:
+    async with tenant_transaction(tenant_id) as session:
+        connector = await connectors.get_connector(session, tenant_id, connector_id)
+        connectors.require_usable(connector)
+        run = await repository.insert_run(session, tenant_id, connector_id, mode.value)
+        full = mode is SyncMode.full
+        await audit.record(session, tenant_id, "sync.start", run.id, only_by_key=True, full=full)
+    return run
+
+
+async def queue_orphaned_run(tenant_id: uuid.UUID, run_id: uuid.UUID) -> bool:
+    """Give a job to a queued run that has been waiting without one; True if it had to."""
+    async with tenant_transaction(tenant_id) as session:
+        run = await repository.get_run(session, tenant_id, run_id)
+        if run is None or run.status != RunStatus.queued:
+            return False
+        if datetime.now(UTC) - run.created_at < ORPHANED_AFTER:
+            return False
+        connector_id = run.connector_id
+    if await _has_live_pull_job(connector_id):
+        return False
+    try:
+        job_id = await _queue_pull(connector_id, run_id, tenant_id)
+    except AlreadyEnqueued:  # queued a moment ago by someone else
+        return False
+    await _record_job(tenant_id, run_id, job_id)
+    log.warning("queued the job of an orphaned sync run", extra={"run_id": run_id})
+    return True
+
+
+async def _queue_pull(connector_id: uuid.UUID, run_id: uuid.UUID, tenant_id: uuid.UUID) -> int:
     from athos_identity.sync.tasks import pull
 
     await open_jobs()
-    try:
-        return await pull.configure(
-            lock=f"connector:{connector_id}", queueing_lock=f"pull:{connector_id}"
-        ).defer_async(tenant_id=str(tenant_id), run_id=str(run_id))
-    except AlreadyEnqueued:
-        await _end(tenant_id, run_id, RunStatus.failed, "a pull of this store is already queued")
-        raise Conflict("A pull of this connector is already queued.") from None
+    return await pull.configure(
+        lock=_pull_lock(connector_id), queueing_lock=_pull_queueing_lock(connector_id)
+    ).defer_async(tenant_id=str(tenant_id), run_id=str(run_id))
+
+
+def _pull_lock(connector_id: uuid.UUID) -> str:
+    return f"connector:{connector_id}"
+
+
+def _pull_queueing_lock(connector_id: uuid.UUID) -> str:
+    return f"pull:{connector_id}"
+
+
+async def _has_live_pull_job(connector_id: uuid.UUID) -> bool:
+    jobs = await open_jobs()
+    found = await jobs.job_manager.list_jobs_async(lock=_pull_lock(connector_id))
+    return any(job.status in LIVE_JOB_STATUSES for job in found)
+
+
+async def _run_holding_the_queue(connector_id: uuid.UUID) -> uuid.UUID | None:
+    """The run of the job waiting in the queue for this connector (job arguments are ids)."""
+    jobs = await open_jobs()
+    found = await jobs.job_manager.list_jobs_async(
+        queueing_lock=_pull_queueing_lock(connector_id), status="todo"
+    )
+    for job in found:
+        run_id = job.task_kwargs.get("run_id")
+        if isinstance(run_id, str):
+            return uuid.UUID(run_id)
+    return None
+
+
+async def _record_job(tenant_id: uuid.UUID, run_id: uuid.UUID, job_id: int) -> None:
+    async with tenant_transaction(tenant_id) as session:
+        await repository.update_run(session, tenant_id, run_id, job_id=job_id)
 
 
 async def _end(
@@ -114,7 +184,7 @@ async def start_due_incremental_runs() -> int:
             await start_run(tenant_id, connector_id, SyncMode.incremental)
             started += 1
         except Conflict:
-            continue  # one is queued or running already
+            continue  # one is queued or running already (given its job if it lost it)
     return started
 
 

@@ -8,6 +8,7 @@ import uuid
 import httpx
 import procrastinate
 import psycopg
+import sqlalchemy.exc
 from procrastinate.job_context import JobContext
 
 from athos_identity.jobs import app
@@ -20,7 +21,16 @@ log = logging.getLogger(__name__)
 
 # Worth another try, later, from the last checkpoint. Everything else (a refused
 # credential, a revoked connector, a bug) fails the run at once with its reason.
-TRANSIENT = (TransientSourceError, httpx.TransportError, psycopg.OperationalError)
+# Database trouble (a restart, a dropped connection, a failover) comes raw from psycopg on
+# the lock's connection and wrapped by SQLAlchemy everywhere else.
+TRANSIENT = (
+    TransientSourceError,
+    httpx.TransportError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+)
 
 
 def _reason(exc: BaseException) -> str:
