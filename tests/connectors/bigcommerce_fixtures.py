@@ -61,8 +61,12 @@ class BigCommerceStore:
         return str(response.json()["access_token"])
 
     def delete_account(self, token: str) -> None:
-        """The merchant deletes the API account: its token answers 401 from now on."""
-        self.sandbox.state.bigcommerce_accounts.pop(token)
+        """The merchant deletes the API account: its token answers 401 from now on, and the
+        hooks it registered are gone."""
+        with self.sandbox.client() as client:
+            accounts = client.get("/sandbox/state").json()["bigcommerce"]["accounts"]
+            [client_id] = [a["client_id"] for a in accounts if a["access_token"] == token]
+            client.delete(f"/sandbox/bigcommerce/accounts/{client_id}").raise_for_status()
 
     def hooks(self) -> list[dict[str, object]]:
         return [h.as_json() for h in self.sandbox.state.stores[self.store_hash].hooks.values()]

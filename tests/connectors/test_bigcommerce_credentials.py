@@ -15,6 +15,7 @@ from athos_identity.connectors.bigcommerce import service as bigcommerce
 from athos_identity.connectors.bigcommerce.access import connector_client
 from athos_identity.connectors.bigcommerce.client import CredentialRejected
 from athos_identity.connectors.models import CredentialKind
+from athos_identity.settings import get_settings
 
 # Fixtures come from conftest.py; nothing is imported from it (the name "conftest" is shared
 # by several directories of the test tree).
@@ -252,8 +253,14 @@ async def test_credentials_for_another_store_than_the_connectors(
 
 
 async def test_token_swap_keeps_data_and_reregisters_hooks(
-    client: httpx.AsyncClient, tenant: TenantKeys, bc_store: Any, owner_conn: Any
+    client: httpx.AsyncClient,
+    tenant: TenantKeys,
+    bc_store: Any,
+    owner_conn: Any,
+    bc_webhook_sink: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(get_settings(), "public_url", bc_webhook_sink.url)
     connector_id = await new_connector(client, tenant)
     first = await put(
         client, tenant, connector_id, access_token=bc_store.token, api_path=bc_store.api_path
@@ -291,6 +298,34 @@ async def test_token_swap_keeps_data_and_reregisters_hooks(
     assert len(hooks) == 2, "old hooks replaced, not duplicated"
     new_secrets = {h["headers"][bigcommerce.WEBHOOK_SECRET_HEADER] for h in hooks}
     assert old_secret not in new_secrets and len(new_secrets) == 1
+
+    # the merchant then deletes the old API account: the hooks are the new account's, so
+    # they survive it, and changes keep arriving with the new secret
+    bc_store.delete_account(bc_store.token)
+    async with httpx.AsyncClient(
+        base_url=f"{bc_store.sandbox.url}/bigcommerce/stores/{bc_store.store_hash}",
+        headers={"X-Auth-Token": new_token},
+    ) as api:
+        own = (await api.get("/v3/hooks")).json()["data"]
+    assert sorted(h["scope"] for h in own) == ["store/customer/*", "store/order/*"]
+    assert {h["destination"] for h in own} == {bigcommerce.webhook_destination(connector_id)}
+    with bc_store.sandbox.client() as sandbox:
+        sandbox.patch(
+            f"/sandbox/bigcommerce/stores/{bc_store.store_hash}/customers/3",
+            json={"first_name": "Renamed"},
+        ).raise_for_status()
+    [delivery] = bc_webhook_sink.wait_for(1)
+    assert delivery.json()["data"] == {"type": "customer", "id": 3}
+    delivered_to = f"/v1/webhooks/bigcommerce/{connector_id}"
+    assert delivery.path == delivered_to
+    secret = delivery.headers[bigcommerce.WEBHOOK_SECRET_HEADER]
+    assert secret in new_secrets
+    accepted = await client.post(
+        delivered_to,
+        content=delivery.body,
+        headers={"Content-Type": "application/json", bigcommerce.WEBHOOK_SECRET_HEADER: secret},
+    )
+    assert accepted.status_code == 200 and accepted.json() == {"status": "recorded"}
 
 
 async def test_401_mid_use_moves_to_needs_reauthorization(

@@ -170,16 +170,17 @@ async def test_grant_refresh_revoke_end_to_end(
     assert rotated[0] not in pg_dump()
     assert await access_token(tenant, connector_id) == first  # fresh now: no new refresh
 
-    # Revoke Authorization: scopes given back at Shopify, tokens and data gone here
+    # Revoke Authorization: Shopify refuses to revoke the required scopes the grant gave,
+    # so the app is uninstalled; tokens and data gone here
     response = await client.post(f"/v1/connectors/{connector_id}/shopify/revoke",
                                  headers=tenant.admin)  # fmt: skip
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["remote"] == "scopes_revoked" and body["retry_remote"] is False
+    assert body["remote"] == "uninstalled" and body["retry_remote"] is False
     assert sorted(body["revoked_scopes"]) == ["read_all_orders", "read_customers", "read_orders"]
     assert body["connector"]["state"] == "revoked" and body["connector"]["scopes"] == []
     assert body["purged"]["identity_links"] == links
-    assert not (shop.store.granted_scopes or set()) & {"read_customers", "read_orders"}
+    assert not shop.store.installed and not shop.store.granted_scopes
     assert credential_rows(owner_conn, connector_id) == []
     for table in ("identity_links", "webhook_deliveries", "shopify_oauth_states"):
         count = owner_conn.execute(
@@ -270,7 +271,7 @@ async def test_revoke_with_shopify_unreachable_keeps_nothing_but_the_retry(
     # a job finishes it at Shopify once it answers again
     await run_queued_revoke_retry(owner_conn, connector_id)
     assert credential_rows(owner_conn, connector_id) == []
-    assert "read_customers" not in shop.store.granted_scopes
+    assert not shop.store.installed  # the scopes were required ones: uninstalled
     again = await client.post(f"/v1/connectors/{connector_id}/shopify/revoke", headers=tenant.admin)
     assert again.status_code == 200 and again.json()["retry_remote"] is False
 
@@ -292,6 +293,21 @@ async def test_a_grant_made_while_a_revoke_retry_waits_is_left_alone(
     assert (await read_connector(client, tenant, connector_id))["state"] == "granted"
     assert "read_customers" in shop.store.granted_scopes  # not revoked at Shopify
     assert await access_token(tenant, connector_id) == token
+
+
+async def test_optional_scopes_are_revoked_alone_and_the_app_stays(
+    client: httpx.AsyncClient, tenant: TenantKeys, shop: Shop
+) -> None:
+    shop.admin("PATCH", "", json={"required_scopes_revocable": True})  # plays optional scopes
+    connector_id = await grant(client, tenant, shop)
+    response = await client.post(
+        f"/v1/connectors/{connector_id}/shopify/revoke", headers=tenant.admin
+    )
+    body = response.json()
+    assert body["remote"] == "scopes_revoked" and body["retry_remote"] is False
+    assert sorted(body["revoked_scopes"]) == ["read_customers", "read_orders"]
+    assert shop.store.installed
+    assert not shop.store.granted_scopes & {"read_customers", "read_orders"}
 
 
 async def test_revoke_can_uninstall(

@@ -252,7 +252,7 @@ async def test_bigcommerce_token_paste_and_sync(
     assert await page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
 
     # The merchant deletes the API account in BigCommerce: Test connection says what to do.
-    service.sandbox.state.bigcommerce_accounts.pop(good)
+    service.sandbox.state.delete_account(service.sandbox.state.bigcommerce_accounts[good].client_id)
     await page.get_by_role("button", name="Test connection").click()
     await expect(page.locator("#connector-meta")).to_contain_text("Needs re-authorization")
     help_text = page.locator("#connector-state-text")

@@ -3,26 +3,42 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
-import textwrap
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from athos_identity.sandbox.data import GeneratorSpec, StoreData, Timeline
 from athos_identity.sandbox.expected import expected_answers, normalize_email, normalize_phone
+from athos_identity.sandbox.state import SHOPIFY_CUSTOMER_ID_OFFSET
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 ANCHOR = 1_780_000_000
 
 
-def make_store(customers: int = 2000, orders: int = 1000, country: str = "US",
-               seed: int = 7) -> StoreData:
-    return StoreData(GeneratorSpec(seed=seed, name="test.myshopify.com", country=country,
-                                   customers=customers, orders=orders, anchor=ANCHOR))
+def make_store(
+    customers: int = 2000, orders: int = 1000, country: str = "US", seed: int = 7
+) -> StoreData:
+    return StoreData(
+        GeneratorSpec(
+            seed=seed,
+            name="test.myshopify.com",
+            country=country,
+            customers=customers,
+            orders=orders,
+            anchor=ANCHOR,
+        )
+    )
 
 
 def test_same_seed_same_records_other_seed_other_records() -> None:
@@ -95,8 +111,9 @@ def test_expected_answers_find_duplicates_and_shared_phones() -> None:
     assert answers.shared_phones(), "shared phones"
     assert answers.invalid_emails > 0 and answers.invalid_phones > 0
     assert answers.guest_order_count > 0
-    customer = next(c for c in store.customers.iter_by_updated()
-                    if c.email and normalize_email(c.email))
+    customer = next(
+        c for c in store.customers.iter_by_updated() if c.email and normalize_email(c.email)
+    )
     assert customer.id in answers.customers_for_email(customer.email.upper())
 
 
@@ -156,41 +173,183 @@ def test_cursor_iteration_resumes_exactly_after_the_key() -> None:
     assert [c.id for c in resumed] == [c.id for c in everything[124:]]
 
 
-MEMORY_PROBE = textwrap.dedent(
-    """
-    import sys, time
-    from athos_identity.sandbox.data import GeneratorSpec, StoreData
-    store = StoreData(GeneratorSpec(seed=1, name="big", country="US", customers=1_000_000,
-                                    orders=1_000_000, anchor=int(time.time())))
-    assert store.customers.count() == 1_000_000
-    # Serve pages across the whole range, as a client paging to the end would.
-    for offset in range(0, 1_000_000, 25_000):
-        page = store.customers.page_by_updated(offset, 250)
-        assert len(page) == 250
-    last = store.customers.page_by_updated(999_900, 250)
-    assert len(last) == 100 and last[-1].id == 1_000_000
-    # Generate every 25th customer across the range, and whole pages of orders.
-    seen = 0
-    for index in range(0, 1_000_000, 25):
-        seen += store.generator.customer(index).id > 0
-    for order in store.orders.page_by_updated(500_000, 2_000):
-        seen += len(order.lines) > 0
-    # VmHWM, not ru_maxrss: the latter keeps the parent's high-water mark across fork.
-    with open("/proc/self/status") as status:
-        peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
-    print(peak_kb // 1024, seen)
-    """
-)
+MILLION = 1_000_000
+MEMORY_BOUND_MB = 1024  # the issue: "without holding more than ~1 GB"
 
 
-def test_a_million_customers_fit_in_little_memory() -> None:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sandbox_command() -> list[str]:
+    """The installed `athos-identity` script when there is one, else the same entry point."""
+    script = Path(sys.executable).with_name("athos-identity")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from athos_identity.cli import main; main()"]
+
+
+@contextmanager
+def sandbox_process(*options: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`athos-identity sandbox …` in its own process, so its memory is its own."""
+    port = free_port()
     python_path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": python_path}
-    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE], capture_output=True, text=True,
-                            env=env, timeout=120, check=True)
-    peak_mb, seen = (int(x) for x in result.stdout.split())
-    assert seen == 42_000
-    assert peak_mb < 512, f"peak RSS {peak_mb} MB (the bound is about 1 GB)"
+    process = subprocess.Popen(
+        [*sandbox_command(), "sandbox", "--port", str(port), *options],
+        env={**os.environ, "PYTHONPATH": python_path},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, "the sandbox exited"
+            try:
+                httpx.get(f"{url}/sandbox/state", timeout=2).raise_for_status()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the sandbox did not start"
+                time.sleep(0.2)
+        yield process, url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def peak_rss_mb(pid: int) -> int:
+    # VmHWM is the process's own high-water mark of resident memory.
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) // 1024
+
+
+def shopify_token(url: str, shop: str, shopify: dict[str, Any]) -> str:
+    with httpx.Client(base_url=f"{url}/shopify/{shop}/admin/oauth", timeout=10) as oauth:
+        approved = oauth.post(
+            "/authorize",
+            data={
+                "client_id": shopify["client_id"],
+                "scope": "read_customers,read_orders",
+                "redirect_uri": "https://app.example/cb",
+                "state": "s",
+            },
+        )
+        code = dict(httpx.URL(approved.headers["location"]).params)["code"]
+        tokens = oauth.post(
+            "/access_token",
+            data={
+                "client_id": shopify["client_id"],
+                "client_secret": shopify["client_secret"],
+                "code": code,
+            },
+        )
+    return str(tokens.json()["access_token"])
+
+
+def bigcommerce_to_the_last_page(url: str, store_hash: str, token: str) -> str:
+    """Pages across the whole store and past its end; the last customer's date_modified."""
+    with httpx.Client(
+        base_url=f"{url}/bigcommerce/stores/{store_hash}",
+        headers={"X-Auth-Token": token},
+        timeout=30,
+    ) as bc:
+        first = bc.get("/v3/customers", params={"limit": 250}).json()
+        assert first["meta"]["pagination"]["total"] == MILLION
+        last_page = first["meta"]["pagination"]["total_pages"]
+        assert last_page == MILLION // 250
+        for page in range(400, last_page, 400):
+            assert (
+                len(bc.get("/v3/customers", params={"limit": 250, "page": page}).json()["data"])
+                == 250
+            )
+        last = bc.get("/v3/customers", params={"limit": 250, "page": last_page}).json()
+        assert [c["id"] for c in last["data"]][-1] == MILLION
+        assert "next" not in last["meta"]["pagination"]["links"]
+        past = bc.get("/v3/customers", params={"limit": 250, "page": last_page + 1}).json()
+        assert past["data"] == []
+        orders = bc.get("/v2/orders", params={"limit": 250, "page": MILLION // 250})
+        assert len(orders.json()) == 250
+        assert (
+            bc.get("/v2/orders", params={"limit": 250, "page": MILLION // 250 + 1}).status_code
+            == 204
+        )
+    return str(last["data"][-1]["date_modified"])
+
+
+CUSTOMERS_SINCE = """query($after: String, $search: String) {
+  customers(first: 250, after: $after, sortKey: UPDATED_AT, query: $search) {
+    pageInfo { hasNextPage endCursor } nodes { id defaultEmailAddress { emailAddress } } } }"""
+BULK_CUSTOMERS = """mutation { bulkOperationRunQuery(query: \"\"\"{ customers { edges { node {
+  id defaultEmailAddress { emailAddress } } } } }\"\"\") {
+  bulkOperation { id } userErrors { message } } }"""
+BULK_STATUS = "query($id: ID!) { bulkOperation(id: $id) { status url rootObjectCount } }"
+
+
+def shopify_deep_pages_and_bulk_export(url: str, shop: str, token: str, since: str) -> None:
+    """The last pages of a customers connection, then a bulk export of all of them."""
+    endpoint = f"{url}/shopify/{shop}/admin/api/2026-10/graphql.json"
+    with httpx.Client(headers={"X-Shopify-Access-Token": token}, timeout=30) as client:
+
+        def run(document: str, **variables: Any) -> dict[str, Any]:
+            body = client.post(endpoint, json={"query": document, "variables": variables}).json()
+            assert "errors" not in body, body
+            return dict(body["data"])
+
+        count = run("{ customersCount(limit: null) { count precision } }")["customersCount"]
+        assert count == {"count": MILLION, "precision": "EXACT"}
+        started = run(BULK_CUSTOMERS)["bulkOperationRunQuery"]
+        operation_id = started["bulkOperation"]["id"]  # runs while we page
+        after, pages, last_id = None, 0, ""
+        while True:
+            connection = run(CUSTOMERS_SINCE, after=after, search=f"updated_at:>='{since}'")[
+                "customers"
+            ]
+            pages += 1
+            last_id = connection["nodes"][-1]["id"]
+            if not connection["pageInfo"]["hasNextPage"]:
+                break
+            after = connection["pageInfo"]["endCursor"]
+        assert pages >= 2
+        assert last_id == f"gid://shopify/Customer/{SHOPIFY_CUSTOMER_ID_OFFSET + MILLION}"
+
+        deadline = time.monotonic() + 90
+        while (status := run(BULK_STATUS, id=operation_id)["bulkOperation"])["status"] != (
+            "COMPLETED"
+        ):
+            assert status["status"] in ("CREATED", "RUNNING") and time.monotonic() < deadline
+            time.sleep(0.5)
+        assert int(status["rootObjectCount"]) == MILLION
+        with client.stream("GET", status["url"]) as export:
+            lines = 0
+            for _ in export.iter_lines():
+                lines += 1
+                if lines == 5_000:  # the start of the stream is enough to load the server
+                    break
+        assert lines == 5_000
+
+
+def test_a_million_customers_are_served_over_http_in_under_a_gigabyte() -> None:
+    """`athos-identity sandbox --customers 1000000` paged to the end on both platforms."""
+    options = ("--customers", str(MILLION), "--orders", str(MILLION), "--seed", "1",
+               "--plan", "unlimited")  # fmt: skip
+    with sandbox_process(*options) as (process, url):
+        state = httpx.get(f"{url}/sandbox/state", timeout=10).json()
+        store = state["bigcommerce"]["stores"][0]
+        assert store["customers"] == MILLION
+        account = next(
+            a for a in state["bigcommerce"]["accounts"] if a["store_hash"] == store["store_hash"]
+        )
+        last_modified = bigcommerce_to_the_last_page(
+            url, store["store_hash"], account["access_token"]
+        )
+        since = (datetime.fromisoformat(last_modified) - timedelta(hours=20)).isoformat()
+        shop = state["shopify"]["shops"][0]["shop"]
+        token = shopify_token(url, shop, state["shopify"])
+        shopify_deep_pages_and_bulk_export(url, shop, token, since)
+        peak_mb = peak_rss_mb(process.pid)
+    print(f"sandbox peak RSS with 1,000,000 customers and orders per platform: {peak_mb} MB")
+    assert peak_mb < MEMORY_BOUND_MB, f"peak RSS {peak_mb} MB"
 
 
 def test_phone_formats_do_not_collapse_to_few_numbers() -> None:

@@ -33,13 +33,26 @@ def authorize(sandbox: RunningSandbox, shop: str, scope: str = ALL_SCOPES) -> di
     """Drive the approval page like a browser: GET the form, POST it, follow nothing."""
     client_id, _ = credentials(sandbox)
     with sandbox.client() as client:
-        page = client.get(f"/shopify/{shop}/admin/oauth/authorize", params={
-            "client_id": client_id, "scope": scope, "state": "nonce-1",
-            "redirect_uri": "https://app.example/callback"})
+        page = client.get(
+            f"/shopify/{shop}/admin/oauth/authorize",
+            params={
+                "client_id": client_id,
+                "scope": scope,
+                "state": "nonce-1",
+                "redirect_uri": "https://app.example/callback",
+            },
+        )
         assert page.status_code == 200 and "Install app" in page.text and "<form" in page.text
-        approved = client.post(f"/shopify/{shop}/admin/oauth/authorize", data={
-            "client_id": client_id, "scope": scope, "state": "nonce-1",
-            "redirect_uri": "https://app.example/callback", "decision": "approve"})
+        approved = client.post(
+            f"/shopify/{shop}/admin/oauth/authorize",
+            data={
+                "client_id": client_id,
+                "scope": scope,
+                "state": "nonce-1",
+                "redirect_uri": "https://app.example/callback",
+                "decision": "approve",
+            },
+        )
     assert approved.status_code == 302
     location = urlsplit(approved.headers["location"])
     assert location.netloc == "app.example"
@@ -49,8 +62,10 @@ def authorize(sandbox: RunningSandbox, shop: str, scope: str = ALL_SCOPES) -> di
 def exchange(sandbox: RunningSandbox, shop: str, code: str) -> httpx.Response:
     client_id, secret = credentials(sandbox)
     with sandbox.client() as client:
-        return client.post(f"/shopify/{shop}/admin/oauth/access_token", data={
-            "client_id": client_id, "client_secret": secret, "code": code, "expiring": "1"})
+        return client.post(
+            f"/shopify/{shop}/admin/oauth/access_token",
+            data={"client_id": client_id, "client_secret": secret, "code": code, "expiring": "1"},
+        )
 
 
 def install(sandbox: RunningSandbox, shop: str, scope: str = ALL_SCOPES) -> dict[str, Any]:
@@ -60,12 +75,19 @@ def install(sandbox: RunningSandbox, shop: str, scope: str = ALL_SCOPES) -> dict
     return response.json()
 
 
-def graphql(sandbox: RunningSandbox, shop: str, token: str, query: str,
-            variables: dict[str, Any] | None = None) -> httpx.Response:
+def graphql(
+    sandbox: RunningSandbox,
+    shop: str,
+    token: str,
+    query: str,
+    variables: dict[str, Any] | None = None,
+) -> httpx.Response:
     with sandbox.client() as client:
-        return client.post(f"/shopify/{shop}/admin/api/2026-10/graphql.json",
-                           json={"query": query, "variables": variables or {}},
-                           headers={"X-Shopify-Access-Token": token})
+        return client.post(
+            f"/shopify/{shop}/admin/api/2026-10/graphql.json",
+            json={"query": query, "variables": variables or {}},
+            headers={"X-Shopify-Access-Token": token},
+        )
 
 
 def test_callback_is_signed_like_shopify(sandbox: RunningSandbox) -> None:
@@ -92,14 +114,26 @@ def test_code_once_refresh_rotates_and_reuse_is_invalid_grant(sandbox: RunningSa
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
     client_id, secret = credentials(sandbox)
     with sandbox.client() as client:
-        refreshed = client.post(f"/shopify/{shop}/admin/oauth/access_token", json={
-            "client_id": client_id, "client_secret": secret, "grant_type": "refresh_token",
-            "refresh_token": body["refresh_token"]})
+        refreshed = client.post(
+            f"/shopify/{shop}/admin/oauth/access_token",
+            json={
+                "client_id": client_id,
+                "client_secret": secret,
+                "grant_type": "refresh_token",
+                "refresh_token": body["refresh_token"],
+            },
+        )
         assert refreshed.status_code == 200
         assert refreshed.json()["refresh_token"] != body["refresh_token"]
-        reused = client.post(f"/shopify/{shop}/admin/oauth/access_token", json={
-            "client_id": client_id, "client_secret": secret, "grant_type": "refresh_token",
-            "refresh_token": body["refresh_token"]})
+        reused = client.post(
+            f"/shopify/{shop}/admin/oauth/access_token",
+            json={
+                "client_id": client_id,
+                "client_secret": secret,
+                "grant_type": "refresh_token",
+                "refresh_token": body["refresh_token"],
+            },
+        )
         assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
     new_token = refreshed.json()["access_token"]
     assert graphql(sandbox, shop, new_token, "{ shop { name } }").status_code == 200
@@ -135,8 +169,11 @@ def test_customers_page_to_the_end_sorted_by_updated_at(sandbox: RunningSandbox)
         pages += 1
         cost = body["extensions"]["cost"]
         assert cost["requestedQueryCost"] == 2 + 100 * 4
-        assert set(cost["throttleStatus"]) == {"maximumAvailable", "currentlyAvailable",
-                                               "restoreRate"}
+        assert set(cost["throttleStatus"]) == {
+            "maximumAvailable",
+            "currentlyAvailable",
+            "restoreRate",
+        }
         if not connection["pageInfo"]["hasNextPage"]:
             break
         after = connection["pageInfo"]["endCursor"]
@@ -145,9 +182,14 @@ def test_customers_page_to_the_end_sorted_by_updated_at(sandbox: RunningSandbox)
     stamps = [n["updatedAt"] for n in seen]
     assert stamps == sorted(stamps)
     since = stamps[200]
-    tail = graphql(sandbox, shop, token, """query($q: String) {
+    tail = graphql(
+        sandbox,
+        shop,
+        token,
+        """query($q: String) {
       customers(first: 250, sortKey: UPDATED_AT, query: $q) { nodes { id updatedAt } } }""",
-                   {"q": f"updated_at:>='{since}'"}).json()["data"]["customers"]["nodes"]
+        {"q": f"updated_at:>='{since}'"},
+    ).json()["data"]["customers"]["nodes"]
     assert all(n["updatedAt"] >= since for n in tail) and len(tail) >= 30
     count = graphql(sandbox, shop, token, "{ customersCount { count precision } }").json()
     assert count["data"]["customersCount"] == {"count": 230, "precision": "EXACT"}
@@ -173,11 +215,16 @@ def test_orders_older_than_60_days_need_read_all_orders(sandbox: RunningSandbox)
     everything = install(sandbox, shop, ALL_SCOPES)["access_token"]
     total = graphql(sandbox, shop, everything, count_query).json()["data"]["ordersCount"]["count"]
     assert total == 400 and 0 < visible < 100
-    orders = graphql(sandbox, shop, everything, """{ orders(first: 5, sortKey: UPDATED_AT) {
+    orders = graphql(
+        sandbox,
+        shop,
+        everything,
+        """{ orders(first: 5, sortKey: UPDATED_AT) {
       nodes { id email phone customer { id } createdAt updatedAt currencyCode
               totalPriceSet { shopMoney { amount currencyCode } } displayFinancialStatus
               lineItems(first: 5) { nodes { id quantity sku product { id } variant { id }
-                originalUnitPriceSet { shopMoney { amount } } } } } } }""")
+                originalUnitPriceSet { shopMoney { amount } } } } } } }""",
+    )
     nodes = orders.json()["data"]["orders"]["nodes"]
     assert len(nodes) == 5 and nodes[0]["lineItems"]["nodes"][0]["sku"].startswith("SKU-")
 
@@ -185,8 +232,11 @@ def test_orders_older_than_60_days_need_read_all_orders(sandbox: RunningSandbox)
 def test_cost_throttling_returns_throttled_with_http_200(sandbox: RunningSandbox) -> None:
     shop = new_shop(sandbox, customers=260, orders=0, plan="basic")
     token = install(sandbox, shop)["access_token"]
-    query = "{ " + " ".join(f"c{i}: customers(first: 249) {{ nodes {{ id }} }}"
-                            for i in range(3)) + " }"  # 3 x (2 + 249) = 753 points
+    query = (
+        "{ "
+        + " ".join(f"c{i}: customers(first: 249) {{ nodes {{ id }} }}" for i in range(3))
+        + " }"
+    )  # 3 x (2 + 249) = 753 points
     outcomes = [graphql(sandbox, shop, token, query) for _ in range(4)]
     assert all(r.status_code == 200 for r in outcomes), "THROTTLED comes with HTTP 200"
     first = outcomes[0].json()["extensions"]["cost"]
@@ -222,9 +272,14 @@ def run_bulk(sandbox: RunningSandbox, shop: str, token: str, inner: str) -> dict
     statuses = []
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        node = graphql(sandbox, shop, token, """query($id: ID!) { bulkOperation(id: $id) {
+        node = graphql(
+            sandbox,
+            shop,
+            token,
+            """query($id: ID!) { bulkOperation(id: $id) {
             id status errorCode objectCount rootObjectCount url partialDataUrl } }""",
-                       {"id": operation_id}).json()["data"]["bulkOperation"]
+            {"id": operation_id},
+        ).json()["data"]["bulkOperation"]
         statuses.append(node["status"])
         if node["status"] in ("COMPLETED", "FAILED"):
             node["seen"] = statuses
@@ -236,8 +291,13 @@ def run_bulk(sandbox: RunningSandbox, shop: str, token: str, inner: str) -> dict
 def test_bulk_export_streams_children_not_after_their_parents(sandbox: RunningSandbox) -> None:
     shop = new_shop(sandbox, customers=30, orders=60, plan="unlimited")
     token = install(sandbox, shop)["access_token"]
-    result = run_bulk(sandbox, shop, token, """{ orders { edges { node { id email phone
-        customer { id } lineItems { edges { node { id quantity sku } } } } } } }""")
+    result = run_bulk(
+        sandbox,
+        shop,
+        token,
+        """{ orders { edges { node { id email phone
+        customer { id } lineItems { edges { node { id quantity sku } } } } } } }""",
+    )
     assert result["status"] == "COMPLETED" and "RUNNING" in result["seen"]
     lines = [json.loads(line) for line in httpx.get(result["url"]).text.splitlines()]
     parents = [line for line in lines if "__parentId" not in line]
@@ -246,20 +306,27 @@ def test_bulk_export_streams_children_not_after_their_parents(sandbox: RunningSa
     assert len(lines) == int(result["objectCount"])
     position = {line["id"]: index for index, line in enumerate(lines)}
     assert all(c["__parentId"] in position for c in children)
-    assert any(position[c["id"]] < position[c["__parentId"]] for c in children), \
+    assert any(position[c["id"]] < position[c["__parentId"]] for c in children), (
         "some children must come before their parent"
+    )
 
 
-def test_webhooks_are_signed_and_verify_with_shopify_app(sandbox: RunningSandbox,
-                                                         webhook_sink: WebhookSink) -> None:
+def test_webhooks_are_signed_and_verify_with_shopify_app(
+    sandbox: RunningSandbox, webhook_sink: WebhookSink
+) -> None:
     shop = new_shop(sandbox, customers=5, orders=5)
     token = install(sandbox, shop)["access_token"]
     for topic in ("CUSTOMERS_UPDATE", "ORDERS_CREATE", "APP_UNINSTALLED"):
-        created = graphql(sandbox, shop, token, """mutation($topic: WebhookSubscriptionTopic!,
+        created = graphql(
+            sandbox,
+            shop,
+            token,
+            """mutation($topic: WebhookSubscriptionTopic!,
             $url: URL!) { webhookSubscriptionCreate(topic: $topic,
             webhookSubscription: {callbackUrl: $url, format: JSON}) {
             webhookSubscription { id } userErrors { message } } }""",
-                          {"topic": topic, "url": f"{webhook_sink.url}/shopify"}).json()
+            {"topic": topic, "url": f"{webhook_sink.url}/shopify"},
+        ).json()
         assert created["data"]["webhookSubscriptionCreate"]["userErrors"] == []
     client_id, secret = credentials(sandbox)
     with sandbox.client() as client:
@@ -268,24 +335,145 @@ def test_webhooks_are_signed_and_verify_with_shopify_app(sandbox: RunningSandbox
         client.patch(f"{base}/customers/{customer_id}", json={"email": "Ünï@Example.com"})
         client.post(f"{base}/orders", json={"line_count": 2, "email": "g@example.com"})
         for topic in ("customers/data_request", "customers/redact", "shop/redact"):
-            sent = client.post(f"{base}/compliance", json={
-                "topic": topic, "url": f"{webhook_sink.url}/compliance",
-                "customer_id": customer_id})
+            sent = client.post(
+                f"{base}/compliance",
+                json={
+                    "topic": topic,
+                    "url": f"{webhook_sink.url}/compliance",
+                    "customer_id": customer_id,
+                },
+            )
             assert sent.status_code == 202, sent.text
         client.post(f"{base}/uninstall").raise_for_status()
     received = webhook_sink.wait_for(6)
     topics = sorted(r.headers["X-Shopify-Topic"] for r in received)
-    assert topics == sorted(["customers/update", "orders/create", "customers/data_request",
-                             "customers/redact", "shop/redact", "app/uninstalled"])
+    assert topics == sorted(
+        [
+            "customers/update",
+            "orders/create",
+            "customers/data_request",
+            "customers/redact",
+            "shop/redact",
+            "app/uninstalled",
+        ]
+    )
     app_config = {"client_id": client_id, "client_secret": secret}
     for request in received:
-        result = verify_webhook_req({"method": "POST", "headers": request.headers,
-                                     "body": request.body.decode()}, app_config)
+        result = verify_webhook_req(
+            {"method": "POST", "headers": request.headers, "body": request.body.decode()},
+            app_config,
+        )
         assert result.ok, result.log
         assert request.headers["X-Shopify-Webhook-Id"] and request.headers["X-Shopify-Triggered-At"]
-    tampered = verify_webhook_req({"method": "POST", "headers": received[0].headers,
-                                   "body": received[0].body.decode() + " "}, app_config)
+    tampered = verify_webhook_req(
+        {"method": "POST", "headers": received[0].headers, "body": received[0].body.decode() + " "},
+        app_config,
+    )
     assert not tampered.ok
     redact = next(r.json() for r in received if r.headers["X-Shopify-Topic"] == "customers/redact")
     assert set(redact) == {"shop_id", "shop_domain", "customer", "orders_to_redact"}
     assert redact["customer"]["id"] == customer_id
+
+
+def approve(sandbox: RunningSandbox, shop: str, **params: str) -> str:
+    """POST the approval form with these parameters; the code of the signed callback."""
+    client_id, _ = credentials(sandbox)
+    with sandbox.client() as client:
+        approved = client.post(
+            f"/shopify/{shop}/admin/oauth/authorize",
+            data={
+                "client_id": client_id,
+                "state": "n",
+                "redirect_uri": "https://app.example/cb",
+                **params,
+            },
+        )
+    assert approved.status_code == 302, approved.text
+    return dict(parse_qsl(urlsplit(approved.headers["location"]).query))["code"]
+
+
+def test_each_code_reports_the_scopes_of_its_own_approval(sandbox: RunningSandbox) -> None:
+    shop = new_shop(sandbox, customers=1, orders=0)
+    earlier = approve(sandbox, shop, scope="read_customers")
+    later = approve(sandbox, shop, scope="read_customers,read_orders,read_all_orders")
+    assert exchange(sandbox, shop, earlier).json()["scope"] == "read_customers"
+    assert set(exchange(sandbox, shop, later).json()["scope"].split(",")) == {
+        "read_customers",
+        "read_orders",
+        "read_all_orders",
+    }
+
+
+REVOKE = """mutation($scopes: [String!]!) { appRevokeAccessScopes(scopes: $scopes) {
+  revoked { handle } userErrors { field message code } } }"""
+GRANTED = "{ currentAppInstallation { accessScopes { handle } } }"
+
+
+def revoke(sandbox: RunningSandbox, shop: str, token: str, scopes: list[str]) -> dict[str, Any]:
+    response = graphql(sandbox, shop, token, REVOKE, {"scopes": scopes})
+    assert response.status_code == 200 and "errors" not in response.json(), response.text
+    return response.json()["data"]["appRevokeAccessScopes"]
+
+
+def granted(sandbox: RunningSandbox, shop: str, token: str) -> set[str]:
+    scopes = graphql(sandbox, shop, token, GRANTED).json()["data"]["currentAppInstallation"]
+    return {s["handle"] for s in scopes["accessScopes"]}
+
+
+def strict_shop(sandbox: RunningSandbox) -> str:
+    return new_shop(sandbox, customers=1, orders=0)  # as Shopify: required scopes stay
+
+
+def test_required_scopes_cannot_be_revoked_optional_ones_can(sandbox: RunningSandbox) -> None:
+    shop = strict_shop(sandbox)
+    code = approve(
+        sandbox,
+        shop,
+        scope="read_products",
+        optional_scopes="write_customers,read_orders,read_themes",
+    )
+    tokens = exchange(sandbox, shop, code).json()
+    token = tokens["access_token"]
+    # read_themes is not declared optional by the sandbox app: not granted
+    assert set(tokens["scope"].split(",")) == {"read_products", "write_customers", "read_orders"}
+
+    cases = [
+        (["read_products"], "CANNOT_REVOKE_REQUIRED_SCOPES"),
+        (["read_customers"], "CANNOT_REVOKE_IMPLIED_SCOPES"),  # comes with write_customers
+        (["read_themes"], "CANNOT_REVOKE_UNDECLARED_SCOPES"),
+        (["not a scope"], "UNKNOWN_SCOPES"),
+        (["read_orders", "read_products"], "CANNOT_REVOKE_REQUIRED_SCOPES"),
+    ]
+    for scopes, code in cases:
+        refused = revoke(sandbox, shop, token, scopes)
+        assert refused["revoked"] is None, scopes
+        assert [e["code"] for e in refused["userErrors"]] == [code], (scopes, refused)
+        assert refused["userErrors"][0]["field"] == ["scopes"]
+    assert granted(sandbox, shop, token) == {"read_products", "write_customers", "read_orders"}, (
+        "a refused revocation revokes nothing"
+    )
+
+    done = revoke(sandbox, shop, token, ["write_customers", "read_orders", "read_all_orders"])
+    assert done["userErrors"] == []
+    assert sorted(r["handle"] for r in done["revoked"]) == ["read_orders", "write_customers"]
+    assert granted(sandbox, shop, token) == {"read_products"}
+    denied = graphql(sandbox, shop, token, "{ customers(first: 1) { nodes { id } } }").json()
+    assert denied["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
+
+
+def test_scope_parameter_scopes_are_revocable_only_under_the_compatibility_switch(
+    sandbox: RunningSandbox,
+) -> None:
+    lenient = new_shop(sandbox, customers=1, orders=0)
+    with sandbox.client() as client:
+        client.patch(
+            f"/sandbox/shopify/shops/{lenient}", json={"required_scopes_revocable": True}
+        ).raise_for_status()
+    token = install(sandbox, lenient, "read_customers,read_orders")["access_token"]
+    done = revoke(sandbox, lenient, token, ["read_customers", "read_orders"])
+    assert done["userErrors"] == [] and len(done["revoked"]) == 2
+
+    strict = strict_shop(sandbox)
+    token = install(sandbox, strict, "read_customers,read_orders")["access_token"]
+    refused = revoke(sandbox, strict, token, ["read_customers", "read_orders"])
+    assert [e["code"] for e in refused["userErrors"]] == ["CANNOT_REVOKE_REQUIRED_SCOPES"]

@@ -107,6 +107,14 @@ async def create_account(request: Request, body: JsonBody = Body(...)) -> JSONRe
     )
 
 
+@router.delete("/bigcommerce/accounts/{client_id}")
+async def delete_account(request: Request, client_id: str) -> Response:
+    """Delete an API account (by client id, so no token travels in a URL): its token answers
+    401 from now on and the hooks it registered are gone."""
+    sandbox(request).delete_account(client_id)
+    return Response(status_code=204)
+
+
 def _store_options(body: JsonBody) -> dict[str, Any]:
     options = {k: body[k] for k in ("customers", "orders", "seed", "country", "plan") if k in body}
     for numeric in ("customers", "orders", "seed"):
@@ -165,6 +173,8 @@ async def update_shop(
         shop.set_plan(body["plan"])
     if "withhold_scopes" in body:
         shop.withheld_scopes = frozenset(body["withhold_scopes"] or ())
+    if "required_scopes_revocable" in body:
+        shop.required_scopes_revocable = bool(body["required_scopes_revocable"])
     return JSONResponse(state._shop_json(shop, base_url(request)))
 
 

@@ -9,7 +9,7 @@ import uvicorn
 from rich.console import Console
 
 from athos_identity.sandbox.config import DEFAULT_API_VERSION, SandboxConfig
-from athos_identity.sandbox.server import create_sandbox_app
+from athos_identity.sandbox.server import create_sandbox_app, is_loopback_host
 
 sandbox_app = typer.Typer(help="Local Shopify and BigCommerce that behave like the real ones.")
 
@@ -36,6 +36,13 @@ def run(
         typer.Option(help="Answer non-loopback clients too (the state document holds secrets)."),
     ] = False,
 ) -> None:
+    if not allow_remote and not is_loopback_host(host):
+        # The state document hands out secrets: binding elsewhere must be a deliberate choice.
+        Console(stderr=True).print(
+            f"[red]refusing to listen on {host}: the sandbox listens on loopback only "
+            "(127.0.0.1, ::1, localhost) unless --allow-remote is given[/red]"
+        )
+        raise typer.Exit(code=2)
     config = SandboxConfig(
         host=host,
         port=port,

@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 DEFAULT_SHOP = "demo-shop.myshopify.com"
 DEFAULT_STORE_HASH = "demo01"
 DEFAULT_API_VERSION = "2026-10"
+# What the sandbox app declares as `optional_scopes` in its app configuration (Shopify's
+# shopify.app.toml [access_scopes]); only these can be granted as optional, and revoked.
+DEFAULT_OPTIONAL_SCOPES: tuple[str, ...] = (
+    "read_customers", "write_customers", "read_orders", "write_orders", "read_all_orders",
+)  # fmt: skip
 
 # Shopify restore rate (points per second) by plan; bucket size is 2000 on every plan here.
 SHOPIFY_RESTORE_RATES: dict[str, float] = {
@@ -41,6 +46,11 @@ class SandboxConfig:
     api_version: str = DEFAULT_API_VERSION
     shopify_client_id: str = ""
     shopify_client_secret: str = ""
+    shopify_optional_scopes: tuple[str, ...] = DEFAULT_OPTIONAL_SCOPES
+    # Not Shopify when on: let appRevokeAccessScopes give back scopes granted through
+    # `scope=` (Shopify treats them as required: CANNOT_REVOKE_REQUIRED_SCOPES). Off, as
+    # Shopify; per shop via PATCH, to play an app whose customer-data scopes are optional.
+    shopify_required_scopes_revocable: bool = False
     # Non-loopback clients are refused unless this is set (the sandbox has no real auth).
     allow_remote: bool = False
     # Absolute URLs the sandbox hands out (bulk results); default: the request's own base.

@@ -33,11 +33,17 @@ def normalize_email(raw: str | None) -> str | None:
 
 
 def normalize_phone(raw: str | None, region: str) -> str | None:
-    """E.164 via libphonenumber, extension dropped; None when unparseable or impossible."""
+    """E.164 via libphonenumber, extension dropped; None when unparseable or impossible.
+
+    A leading ``00`` is the international prefix whatever the store's country (the ITU's,
+    and what shoppers abroad type), as the messaging guide documents."""
     if raw is None or not raw.strip():
         return None
+    text = raw.strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
     try:
-        number = phonenumbers.parse(raw.strip(), region)
+        number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_possible_number(number):

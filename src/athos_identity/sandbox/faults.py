@@ -3,6 +3,10 @@
 HTTP-level faults are applied by :class:`FaultMiddleware` in front of the platform routes
 (never in front of /sandbox/*): 429 bursts, 5xx, slow responses, truncated JSON bodies and
 connections dropped mid-body. Bulk-operation faults are consulted by the bulk runner.
+
+Which matching requests a fault hits: by rate (``rate``, a probability) or by schedule
+(``after``: let the first N through; ``every``: hit every Nth one after those;
+``for_seconds``: retire after that many real seconds); ``count`` retires it after N hits.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import asyncio
 import json
 import random
 import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -38,14 +43,32 @@ class Fault:
     kind: str
     rate: float | None = None  # probability per matching request
     count: int | None = None  # fire this many times, then retire
+    after: int = 0  # let this many matching requests through first
+    every: int | None = None  # then hit every Nth matching request (Nth, 2Nth, ...)
+    for_seconds: float | None = None  # retire this many real seconds after creation
     status: int = 503  # for 5xx
     delay_seconds: float = 5.0  # for slow (real seconds)
     retry_after_seconds: float = 1.0  # for 429
     path_contains: str | None = None  # only requests whose path contains this
     fired: int = 0
+    seen: int = 0  # matching requests so far (hit or not)
+    expires_at: float | None = field(default=None, repr=False)  # time.monotonic()
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        body = asdict(self)
+        del body["expires_at"]
+        return body
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def scheduled_now(self) -> bool:
+        """Counts this matching request; whether the schedule (not the rate) says hit it."""
+        self.seen += 1
+        position = self.seen - self.after  # 1 for the first request past the skipped ones
+        if position < 1:
+            return False
+        return self.every is None or position % self.every == 0
 
 
 class FaultRegistry:
@@ -62,13 +85,16 @@ class FaultRegistry:
             raise FaultSpecError(f"platform must be one of {PLATFORMS}")
         if kind not in KINDS:
             raise FaultSpecError(f"kind must be one of {KINDS}")
-        rate, count = spec.get("rate"), spec.get("count")
-        if (rate is None) == (count is None):
-            raise FaultSpecError("give exactly one of rate (0..1) or count (>= 1)")
-        if rate is not None and not 0 < float(rate) <= 1:
-            raise FaultSpecError("rate must be in (0, 1]")
-        if count is not None and int(count) < 1:
-            raise FaultSpecError("count must be >= 1")
+        rate, count, every, for_seconds = (
+            spec.get("rate"), spec.get("count"), spec.get("every"), spec.get("for_seconds")
+        )  # fmt: skip
+        try:
+            after = int(spec.get("after") or 0)
+            _check_schedule(rate, count, every, for_seconds, after)
+        except FaultSpecError:
+            raise
+        except (TypeError, ValueError):
+            raise FaultSpecError("rate, count, after, every and for_seconds are numbers") from None
         status = int(spec.get("status", 503))
         if kind == "5xx" and not 500 <= status <= 599:
             raise FaultSpecError("status must be 5xx")
@@ -79,6 +105,10 @@ class FaultRegistry:
                 kind=kind,
                 rate=None if rate is None else float(rate),
                 count=None if count is None else int(count),
+                after=after,
+                every=None if every is None else int(every),
+                for_seconds=None if for_seconds is None else float(for_seconds),
+                expires_at=None if for_seconds is None else time.monotonic() + float(for_seconds),
                 status=status,
                 delay_seconds=float(spec.get("delay_seconds", 5.0)),
                 retry_after_seconds=float(spec.get("retry_after_seconds", 1.0)),
@@ -101,25 +131,52 @@ class FaultRegistry:
 
     def take(self, platform: str, kinds: tuple[str, ...], path: str = "") -> Fault | None:
         """The first matching fault that fires for this request, if any."""
+        now = time.monotonic()
         with self._lock:
             for fault in list(self._faults.values()):
+                if fault.expired(now):
+                    del self._faults[fault.id]
+                    continue
                 if fault.platform != platform or fault.kind not in kinds:
                     continue
                 if fault.path_contains and fault.path_contains not in path:
+                    continue
+                if not fault.scheduled_now():
+                    continue
+                if fault.rate is not None and self._random.random() >= fault.rate:
                     continue
                 if fault.count is not None:
                     fault.count -= 1
                     if fault.count <= 0:
                         del self._faults[fault.id]
-                elif self._random.random() >= (fault.rate or 0.0):
-                    continue
                 fault.fired += 1
                 return fault
         return None
 
     def as_json(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
         with self._lock:
-            return [fault.as_json() for fault in self._faults.values()]
+            return [f.as_json() for f in self._faults.values() if not f.expired(now)]
+
+
+def _check_schedule(rate: Any, count: Any, every: Any, for_seconds: Any, after: int) -> None:
+    if rate is None and count is None and every is None and for_seconds is None:
+        raise FaultSpecError(
+            "give rate (0..1) or a schedule: count (>= 1), every (>= 1), for_seconds (> 0), "
+            "optionally after (>= 0)"
+        )
+    if rate is not None and every is not None:
+        raise FaultSpecError("give rate or every, not both")
+    if rate is not None and not 0 < float(rate) <= 1:
+        raise FaultSpecError("rate must be in (0, 1]")
+    if count is not None and int(count) < 1:
+        raise FaultSpecError("count must be >= 1")
+    if every is not None and int(every) < 1:
+        raise FaultSpecError("every must be >= 1")
+    if for_seconds is not None and float(for_seconds) <= 0:
+        raise FaultSpecError("for_seconds must be > 0")
+    if after < 0:
+        raise FaultSpecError("after must be >= 0")
 
 
 def platform_of(path: str) -> str | None:
@@ -203,10 +260,9 @@ def _too_many_requests(platform: str, fault: Fault) -> tuple[int, dict[str, str]
         "type": "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes",
         "errors": {},
     }
+    # The quota and window of the store's plan are added by QuotaHeaders (server.py).
     headers = {
         "X-Rate-Limit-Requests-Left": "0",
-        "X-Rate-Limit-Requests-Quota": "150",
-        "X-Rate-Limit-Time-Window-Ms": "30000",
         "X-Rate-Limit-Time-Reset-Ms": str(retry_ms),
         "X-Retry-After": str(max(1, round(fault.retry_after_seconds))),
     }

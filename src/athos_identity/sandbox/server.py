@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from athos_identity.sandbox import admin
 from athos_identity.sandbox.bigcommerce import routes as bigcommerce_routes
+from athos_identity.sandbox.bigcommerce.quota import QuotaHeaders
 from athos_identity.sandbox.bigcommerce.routes import BigCommerceError
 from athos_identity.sandbox.config import SandboxConfig
 from athos_identity.sandbox.faults import ASGIApp, FaultMiddleware, Receive, Scope, Send
@@ -40,11 +41,15 @@ class LoopbackOnly:
 def _is_loopback(client: tuple[str, int] | None) -> bool:
     if client is None:
         return True  # in-process transports (tests) have no peer
-    host = client[0]
-    if host in ("localhost", "testclient"):
+    return client[0] == "testclient" or is_loopback_host(client[0])
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost; anything else (0.0.0.0 included) reaches other machines."""
+    if host.lower() == "localhost":
         return True
     try:
-        return ip_address(host).is_loopback
+        return ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 
@@ -79,6 +84,8 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         return JSONResponse({"detail": error.detail}, status_code=error.status)
 
     app.add_middleware(FaultMiddleware, registry=state.faults)
+    # Outside the faults, so injected errors carry the store's quota headers as well.
+    app.add_middleware(QuotaHeaders, headers_for=state.quota_headers_for)
     if not config.allow_remote:
         app.add_middleware(LoopbackOnly)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from athos_identity.sandbox.bigcommerce.quota import quota_headers
 from athos_identity.sandbox.bigcommerce.store import (
     FULL_SCOPES,
     Account,
@@ -13,7 +14,7 @@ from athos_identity.sandbox.bigcommerce.store import (
     new_token,
 )
 from athos_identity.sandbox.clock import Clock
-from athos_identity.sandbox.config import SandboxConfig
+from athos_identity.sandbox.config import BIGCOMMERCE_QUOTAS, SandboxConfig
 from athos_identity.sandbox.data import GeneratorSpec, StoreData
 from athos_identity.sandbox.delivery import Dispatcher
 from athos_identity.sandbox.faults import FaultRegistry
@@ -95,6 +96,7 @@ class SandboxState:
             raise SandboxError(409, f"shop {domain} exists")
         data = self._store_data(domain, customers, orders, seed, country, platform="shopify")
         shop = new_shop(domain, data, plan or self.config.shopify_plan, self.clock)
+        shop.required_scopes_revocable = self.config.shopify_required_scopes_revocable
         self.shops[domain] = shop
         return shop
 
@@ -133,6 +135,29 @@ class SandboxState:
         self.bigcommerce_accounts[account.access_token] = account
         return account
 
+    def delete_account(self, client_id: str) -> Account:
+        """The merchant deletes an API account: its token dies, and the hooks it made go too."""
+        account = next(
+            (a for a in self.bigcommerce_accounts.values() if a.client_id == client_id), None
+        )
+        if account is None:
+            raise SandboxError(404, "no API account with that client id")
+        del self.bigcommerce_accounts[account.access_token]
+        store = self.stores.get(account.store_hash)
+        if store is not None:
+            store.hooks = {k: h for k, h in store.hooks.items() if h.client_id != client_id}
+        return account
+
+    def live_client_ids(self) -> set[str]:
+        return {a.client_id for a in self.bigcommerce_accounts.values()}
+
+    def quota_headers_for(self, store_hash: str) -> dict[str, str]:
+        """The store's current X-Rate-Limit-* headers (a fresh window for an unknown store)."""
+        store = self.stores.get(store_hash)
+        if store is not None:
+            return store.quota.peek()
+        return quota_headers(self.clock, BIGCOMMERCE_QUOTAS[self.config.bigcommerce_plan])
+
     # lookups ------------------------------------------------------------------------------
     def shop(self, domain: str) -> ShopifyShop:
         found = self.shops.get(domain)
@@ -159,6 +184,7 @@ class SandboxState:
                 "client_id": self.config.shopify_client_id,
                 "client_secret": self.config.shopify_client_secret,
                 "api_version": self.config.api_version,
+                "optional_scopes": list(self.config.shopify_optional_scopes),
                 "base_url": shopify_base,
                 "shops": [self._shop_json(shop, base) for shop in self.shops.values()],
             },
@@ -190,6 +216,8 @@ class SandboxState:
             "orders": shop.data.orders.count(),
             "installed": shop.installed,
             "granted_scopes": sorted(shop.granted_scopes or ()),
+            "optional_granted_scopes": sorted(shop.optional_granted),
+            "required_scopes_revocable": shop.required_scopes_revocable,
             "withheld_scopes": sorted(shop.withheld_scopes),
             "webhook_subscriptions": [
                 {"id": w.gid, "topic": w.topic, "uri": w.uri} for w in shop.webhooks.values()

@@ -48,8 +48,11 @@ class RevokeCreate(BaseModel):
 class RevokeOut(BaseModel):
     connector: ConnectorOut
     remote: str = Field(
-        description="What happened at Shopify: scopes_revoked | uninstalled | "
-        "already_invalid (the token was dead already) | nothing_to_revoke | failed."
+        description="What happened at Shopify: scopes_revoked (optional scopes given back) "
+        "| uninstalled (asked for, or the scopes were required ones, which Shopify gives back "
+        "only with the app) | already_invalid (the token was dead already) | "
+        "nothing_to_revoke | refused (Shopify said no; remove the app in its admin) | failed "
+        "(unreachable; retried)."
     )
     remote_error: str | None = None
     retry_remote: bool = Field(

@@ -66,6 +66,7 @@ mutation revoke($scopes: [String!]!) {
   }
 }"""
 UNINSTALL = "mutation uninstall { appUninstall { app { id } userErrors { field message } } }"
+REQUIRED_SCOPES_REFUSED = "CANNOT_REVOKE_REQUIRED_SCOPES"
 
 
 async def _shopify_connector(
@@ -190,33 +191,43 @@ async def status(
 async def _remote_revoke(
     connector: Connector, token: str, uninstall: bool
 ) -> tuple[str, str | None, list[str]]:
-    """(outcome, error, revoked scopes) of telling Shopify; never raises."""
+    """(outcome, error, revoked scopes) of telling Shopify; never raises.
+
+    Scopes asked for in the authorization-code grant are the app's *required* scopes, which
+    `appRevokeAccessScopes` refuses (CANNOT_REVOKE_REQUIRED_SCOPES: only optional scopes,
+    granted after installation, can be given back). This app asks for the customer-data
+    scopes and nothing else, so uninstalling it is then the revocation the merchant asked
+    for; optional ones (an app configured that way) are revoked alone."""
     assert connector.store is not None
     scopes = [s for s in connector.scopes if s in oauth.CUSTOMER_DATA_SCOPES]
     try:
         async with ShopifyClient(connector.store, token) as client:
-            if uninstall:
-                data = await client.query(UNINSTALL)
-                payload = data.get("appUninstall") or {}
-            else:
+            if not uninstall:
                 if not scopes:
                     return "nothing_to_revoke", None, []
                 data = await client.query(REVOKE_SCOPES, {"scopes": scopes})
                 payload = data.get("appRevokeAccessScopes") or {}
+                errors = payload.get("userErrors") or []
+                if not errors:
+                    revoked = [r.get("handle") for r in payload.get("revoked") or []]
+                    return "scopes_revoked", None, [h for h in revoked if h]
+                if not all(e.get("code") == REQUIRED_SCOPES_REFUSED for e in errors):
+                    return "refused", f"Shopify refused: {_messages(errors)}", []
+                log.info("connector %s: scopes are required at Shopify: uninstalling", connector.id)
+            data = await client.query(UNINSTALL)
+            payload = data.get("appUninstall") or {}
     except CredentialRejected:
         return "already_invalid", None, []
     except ShopifyError as error:
         return "failed", error.detail, []
     errors = payload.get("userErrors") or []
     if errors:
-        messages = "; ".join(
-            f"{e.get('code') or ''} {e.get('message') or ''}".strip() for e in errors
-        )
-        return "failed", f"Shopify refused: {messages}", []
-    if uninstall:
-        return "uninstalled", None, scopes
-    revoked = [r.get("handle") for r in payload.get("revoked") or [] if r.get("handle")]
-    return "scopes_revoked", None, revoked
+        return "refused", f"Shopify refused: {_messages(errors)}", []
+    return "uninstalled", None, scopes
+
+
+def _messages(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{e.get('code') or ''} {e.get('message') or ''}".strip() for e in errors)
 
 
 async def _token_for_remote(session: AsyncSession, connector: Connector) -> str | None:
@@ -291,6 +302,12 @@ async def revoke(
         connector.warnings = [
             "Shopify could not be told to revoke access: our copy of the data is deleted; "
             "revoke again (or remove the app in the Shopify admin) to finish at Shopify."
+        ]
+        await connector_repository.touch(session, connector)
+    elif remote == "refused":  # not worth retrying: only the merchant can remove the app
+        connector.warnings = [
+            "Shopify refused to give the permissions back: our copy of the data is deleted; "
+            "remove the app in the Shopify admin (Settings > Apps) to finish at Shopify."
         ]
         await connector_repository.touch(session, connector)
     await audit.record(

@@ -538,7 +538,10 @@
       alertError(`The data pulled from ${c.store} is deleted (${fmt(deleted)} rows), but Shopify could not be told. Click Revoke Authorization again, or remove the app in Shopify admin (Settings > Apps).`);
     } else {
       state.retryRemote.delete(c.id);
-      flash(`Authorization revoked: Shopify has the permissions back, and the tokens and everything pulled from ${c.store} were deleted (${fmt(deleted)} rows).`);
+      const atShopify = result.remote === "uninstalled"
+        ? "the Athos app was removed from your Shopify store (Shopify takes its permissions back with it)"
+        : "Shopify has the permissions back";
+      flash(`Authorization revoked: ${atShopify}, and the tokens and everything pulled from ${c.store} were deleted (${fmt(deleted)} rows).`);
     }
     show($("sync-progress"), false);
     state.current = result.connector;

@@ -37,7 +37,7 @@ router = APIRouter(prefix="/bigcommerce/stores/{store_hash}")
 
 
 class BigCommerceError(Exception):
-    """Rendered with the store's quota headers by the handler in server.py."""
+    """Rendered by the handler in server.py; QuotaHeaders adds the quota headers it lacks."""
 
     def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         super().__init__(status)
@@ -201,7 +201,9 @@ async def list_orders(request: Request, store_hash: str) -> Response:
 @router.get("/v2/orders/count")
 async def count_orders(request: Request, store_hash: str) -> Response:
     call = authorize(request, store_hash, "v2", "orders")
-    return call.json({"count": call.store.data.orders.count()})
+    low = _date_param(request, "min_date_modified", "v2", call)
+    high = _date_param(request, "max_date_modified", "v2", call)
+    return call.json({"count": call.store.data.orders.count(low, high)})
 
 
 @router.get("/v2/orders/{order_id}")
@@ -282,10 +284,16 @@ def _hook_resource(scope: str) -> str:
     return "customers" if scope.startswith("store/customer/") else "orders"
 
 
+def _own_hooks(call: Call) -> dict[int, Hook]:
+    """Hooks belong to the API account (client id) that created them; others can't see them."""
+    client_id = call.account.client_id
+    return {k: h for k, h in call.store.hooks.items() if h.client_id == client_id}
+
+
 @router.get("/v3/hooks")
 async def list_hooks(request: Request, store_hash: str) -> Response:
     call = authorize(request, store_hash, "v3", None)  # needs a valid token, no scope
-    hooks = [h.as_json() for h in call.store.hooks.values()]
+    hooks = [h.as_json() for h in _own_hooks(call).values()]
     return call.json({"data": hooks, "meta": _pagination(len(hooks), len(hooks), 1, 250)})
 
 
@@ -325,9 +333,9 @@ async def create_hook(request: Request, store_hash: str) -> Response:
 @router.delete("/v3/hooks/{hook_id}")
 async def delete_hook(request: Request, store_hash: str, hook_id: int) -> Response:
     call = authorize(request, store_hash, "v3", None)
-    hook = call.store.hooks.pop(hook_id, None)
-    if hook is None:
+    if hook_id not in _own_hooks(call):
         raise call.fail("v3", 404, "Hook not found")
+    hook = call.store.hooks.pop(hook_id)
     return call.json({"data": hook.as_json(), "meta": {}})
 
 
@@ -336,8 +344,9 @@ def fire_hooks(
 ) -> int:
     """POST the ids-only payload to every active matching hook; returns how many."""
     sent = 0
+    live = state.live_client_ids()  # hooks die with their API account
     for hook in list(store.hooks.values()):
-        if not (hook.is_active and hook.matches(scope)):
+        if not (hook.is_active and hook.matches(scope) and hook.client_id in live):
             continue
         payload: dict[str, Any] = {
             "scope": scope,

@@ -42,7 +42,7 @@ from athos_identity.sandbox.data import (
 )
 from athos_identity.sandbox.shopify import nodes
 from athos_identity.sandbox.shopify.schema import SDL
-from athos_identity.sandbox.shopify.store import ShopifyShop
+from athos_identity.sandbox.shopify.store import ShopifyShop, effective_scopes
 from athos_identity.sandbox.state import SandboxState
 
 SCHEMA: GraphQLSchema = build_schema(SDL)
@@ -467,23 +467,54 @@ def build_root(context: Context) -> dict[str, Any]:
     }
 
 
-def revoke_scopes(context: Context, scopes: list[str]) -> dict[str, Any]:
+SCOPE_HANDLE = re.compile(r"^(unauthenticated_)?(read|write)_[a-z][a-z_]*$")
+REVOKE_ERRORS = {
+    "UNKNOWN_SCOPES": "The requested list of scopes to revoke includes invalid handles",
+    "CANNOT_REVOKE_REQUIRED_SCOPES": "Required scopes cannot be revoked",
+    "CANNOT_REVOKE_IMPLIED_SCOPES": "Already granted implied scopes cannot be revoked",
+    "CANNOT_REVOKE_UNDECLARED_SCOPES": "Cannot revoke optional scopes that haven't been declared",
+}
+
+
+def _revoke_refusal(context: Context, scope: str) -> str | None:
+    """Why Shopify refuses to revoke this scope (an error code), or None."""
     shop = context.shop
-    granted = set(shop.granted_scopes or ())
-    unknown = [s for s in scopes if s not in granted]
-    if unknown:
-        return {
-            "revoked": None,
-            "userErrors": [
-                {
-                    "field": ["scopes"],
-                    "code": "CANNOT_REVOKE_UNDECLARED_SCOPES",
-                    "message": f"Scopes not granted to the app: {', '.join(unknown)}",
-                }
-            ],
-        }
-    shop.granted_scopes = frozenset(granted - set(scopes))
-    return {"revoked": [{"handle": s, "description": s} for s in scopes], "userErrors": []}
+    granted = shop.granted_scopes or frozenset()
+    if not SCOPE_HANDLE.match(scope):
+        return "UNKNOWN_SCOPES"
+    if scope in granted and scope not in shop.optional_granted:
+        return None if shop.required_scopes_revocable else "CANNOT_REVOKE_REQUIRED_SCOPES"
+    if scope not in granted and scope in effective_scopes(granted):
+        return "CANNOT_REVOKE_IMPLIED_SCOPES"  # read_x that comes with a granted write_x
+    if scope not in context.state.config.shopify_optional_scopes and scope not in granted:
+        return "CANNOT_REVOKE_UNDECLARED_SCOPES"
+    return None
+
+
+def revoke_scopes(context: Context, scopes: list[str]) -> dict[str, Any]:
+    """Only optional scopes can be given back; one refused scope and nothing is revoked."""
+    shop = context.shop
+    if not shop.installed:
+        error = {"field": ["scopes"], "code": "APP_NOT_INSTALLED",
+                 "message": "App is not installed on shop"}  # fmt: skip
+        return {"revoked": None, "userErrors": [error]}
+    refused: dict[str, list[str]] = {}
+    for scope in dict.fromkeys(scopes):
+        code = _revoke_refusal(context, scope)
+        if code is not None:
+            refused.setdefault(code, []).append(scope)
+    if refused:
+        errors = [
+            {"field": ["scopes"], "code": code, "message": f"{REVOKE_ERRORS[code]}: "
+             + ", ".join(handles)}
+            for code, handles in refused.items()
+        ]  # fmt: skip
+        return {"revoked": None, "userErrors": errors}
+    granted = shop.granted_scopes or frozenset()
+    revoked = [s for s in dict.fromkeys(scopes) if s in granted]  # declared, not granted: no-op
+    shop.granted_scopes = frozenset(granted - set(revoked))
+    shop.optional_granted = shop.optional_granted - set(revoked)
+    return {"revoked": [{"handle": s, "description": s} for s in revoked], "userErrors": []}
 
 
 def uninstall(context: Context) -> dict[str, Any]:

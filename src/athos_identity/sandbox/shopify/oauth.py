@@ -13,6 +13,7 @@ import hmac
 import html
 import json
 import math
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -70,7 +71,9 @@ async def approval_page(request: Request, shop: str) -> HTMLResponse:
     problem = _check_request(state, shop, params)
     if problem:
         return _error_page(problem)
-    scopes = _requested_scopes(params.get("scope", ""))
+    scopes = _requested_scopes(params.get("scope", "")) + _requested_scopes(
+        params.get("optional_scopes", "")
+    )
     hidden = "".join(
         f"<input type='hidden' name='{html.escape(k)}' value='{html.escape(v)}'>"
         for k, v in params.items()
@@ -96,11 +99,11 @@ async def approve(request: Request, shop: str) -> Response:
     if problem:
         return _error_page(problem)
     store = state.shops[shop]
-    requested = _requested_scopes(params.get("scope", ""))
-    granted = tuple(s for s in requested if s not in store.withheld_scopes)
+    required, optional = _granted(state, store, params)
     now = state.clock.now()
-    store.granted_scopes = frozenset(granted)
-    code = store.issue_code(granted, now)
+    store.granted_scopes = frozenset(required + optional)
+    store.optional_granted = frozenset(optional)
+    code = store.issue_code(required + optional, now)
     callback = {
         "code": code.code,
         "host": base64.b64encode(f"admin.shopify.com/store/{store.name}".encode())
@@ -114,6 +117,24 @@ async def approve(request: Request, shop: str) -> Response:
     redirect_uri = params["redirect_uri"]
     separator = "&" if "?" in redirect_uri else "?"
     return RedirectResponse(f"{redirect_uri}{separator}{urlencode(callback)}", status_code=302)
+
+
+def _granted(
+    state: SandboxState, store: ShopifyShop, params: dict[str, str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(required, optional) scopes the merchant grants. `scope=` asks for required ones;
+    `optional_scopes=` for optional ones, honoured only when the app's configuration declares
+    them; the sandbox's withheld scopes stand for a merchant declining."""
+    required = tuple(
+        s for s in _requested_scopes(params.get("scope", "")) if s not in store.withheld_scopes
+    )
+    declared = set(state.config.shopify_optional_scopes)
+    optional = tuple(
+        s
+        for s in _requested_scopes(params.get("optional_scopes", ""))
+        if s in declared and s not in required and s not in store.withheld_scopes
+    )
+    return required, optional
 
 
 async def _form_or_json(request: Request) -> dict[str, Any]:
@@ -137,13 +158,12 @@ def _truthy(value: Any) -> bool:
     return str(value).lower() in ("1", "true", "yes")
 
 
-def _token_response(state: SandboxState, store: ShopifyShop, *, expiring: bool) -> JSONResponse:
+def _token_response(
+    state: SandboxState, store: ShopifyShop, scopes: Iterable[str], *, expiring: bool
+) -> JSONResponse:
     now = state.clock.now()
     access, refresh = store.issue_tokens(now, expiring=expiring)
-    body: dict[str, Any] = {
-        "access_token": access.token,
-        "scope": ",".join(sorted(store.granted_scopes or ())),
-    }
+    body: dict[str, Any] = {"access_token": access.token, "scope": ",".join(sorted(scopes))}
     if refresh is not None:
         body["expires_in"] = math.ceil(state.clock.to_real_seconds(ACCESS_TOKEN_SECONDS))
         body["refresh_token"] = refresh.token
@@ -170,11 +190,13 @@ async def access_token(request: Request, shop: str) -> JSONResponse:
         if refresh is None or refresh.used or refresh.expires_at <= now or not store.installed:
             return _oauth_error("invalid_grant", "The refresh token is invalid, used or expired")
         refresh.used = True  # rotation: each refresh token works exactly once
-        return _token_response(state, store, expiring=True)
+        return _token_response(state, store, store.granted_scopes or (), expiring=True)
     code = store.codes.get(str(params.get("code", "")))
     if code is None or code.used or code.expires_at <= now:
         return _oauth_error(
             "invalid_grant", "The authorization code was not found or was already used"
         )
     code.used = True
-    return _token_response(state, store, expiring=_truthy(params.get("expiring", "0")))
+    # The scopes of this code's approval, whatever was approved since.
+    expiring = _truthy(params.get("expiring", "0"))
+    return _token_response(state, store, code.scopes, expiring=expiring)

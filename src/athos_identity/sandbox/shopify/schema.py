@@ -168,7 +168,13 @@ type BulkOperationRunQueryPayload {
 type BulkOperationCancelPayload { bulkOperation: BulkOperation, userErrors: [UserError!]! }
 
 type UserError { field: [String!], message: String! }
-type AppRevokeAccessScopesAppRevokeScopeError { field: [String!], message: String!, code: String }
+enum AppRevokeAccessScopesAppRevokeScopeErrorCode {
+  APP_NOT_INSTALLED APPLICATION_CANNOT_BE_FOUND CANNOT_REVOKE_IMPLIED_SCOPES
+  CANNOT_REVOKE_REQUIRED_SCOPES CANNOT_REVOKE_UNDECLARED_SCOPES MISSING_SOURCE_APP UNKNOWN_SCOPES
+}
+type AppRevokeAccessScopesAppRevokeScopeError {
+  field: [String!], message: String!, code: AppRevokeAccessScopesAppRevokeScopeErrorCode
+}
 type AppRevokeAccessScopesPayload {
   revoked: [AccessScope!]
   userErrors: [AppRevokeAccessScopesAppRevokeScopeError!]!

@@ -35,7 +35,7 @@ def effective_scopes(granted: frozenset[str]) -> frozenset[str]:
 @dataclass
 class AuthorizationCode:
     code: str
-    scopes: tuple[str, ...]
+    scopes: tuple[str, ...]  # what this approval granted (the exchange reports these)
     expires_at: float
     used: bool = False
 
@@ -79,6 +79,8 @@ class ShopifyShop:
     bucket: CostBucket
     granted_scopes: frozenset[str] | None = None  # None: the app is not installed
     withheld_scopes: frozenset[str] = frozenset()  # the merchant grants fewer than asked
+    optional_granted: frozenset[str] = frozenset()  # granted through optional_scopes=
+    required_scopes_revocable: bool = False  # see SandboxConfig.shopify_required_scopes_revocable
     codes: dict[str, AuthorizationCode] = field(default_factory=dict)
     access_tokens: dict[str, AccessToken] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
@@ -133,6 +135,7 @@ class ShopifyShop:
     def uninstall(self) -> None:
         """Every token dies with the installation; webhooks subscriptions go too."""
         self.granted_scopes = None
+        self.optional_granted = frozenset()
         self.access_tokens.clear()
         self.refresh_tokens.clear()
         self.codes.clear()
