@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -218,3 +219,59 @@ async def test_real_quota_headers_pace_a_small_plan(bc_settings: Any) -> None:
         pacer.requests_left = 0  # as if other apps had spent the store's quota
         await client.customers_page(limit=1)
     assert len(clock.sleeps) == 1 and 0 < clock.sleeps[0] <= 30
+
+
+# --- keyed paging ---------------------------------------------------------------------------
+
+BULK_IMPORT_AT = 2_000_000_000  # epoch seconds after every generated date
+
+
+class RecordingTransport(httpx.AsyncHTTPTransport):
+    """Real HTTP; remembers the query of every list request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lists: list[tuple[str, dict[str, str]]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        resource = request.url.path.rsplit("/", 1)[-1]
+        if resource in ("customers", "orders"):
+            self.lists.append((resource, dict(request.url.params)))
+        return await super().handle_async_request(request)
+
+
+async def test_keyed_pages_read_a_bulk_import_sharing_one_date_once_and_stop(
+    bc_store: Any,
+) -> None:
+    """12 of 20 records share one date_modified (a bulk import), more than a page of 5:
+    keyed paging must page on within that date rather than ask for it again forever."""
+    data = bc_store.sandbox.state.stores[bc_store.store_hash].data
+    customer_ids = [c.id for c in data.customers.iter_by_id()]
+    order_ids = [o.id for o in data.orders.iter_by_id()]
+    for customer_id in customer_ids[8:]:
+        data.update_customer(customer_id, BULK_IMPORT_AT)
+    for order_id in order_ids[8:]:
+        data.update_order(order_id, BULK_IMPORT_AT)
+    transport = RecordingTransport()
+
+    async with (
+        asyncio.timeout(30),
+        BigCommerceClient(bc_store.store_hash, bc_store.token, transport=transport) as client,
+    ):
+        customers = [c["id"] async for page in client.iter_customers(limit=5) for c in page.items]
+        orders = [o["id"] async for page in client.iter_orders(limit=5) for o in page.items]
+
+    assert sorted(customers) == customer_ids and len(set(customers)) == len(customers)
+    assert sorted(orders) == order_ids and len(set(orders)) == len(orders)
+    customer_queries = [q for resource, q in transport.lists if resource == "customers"]
+    fifth = data.customers.get(customer_ids[4])
+    bulk = bc_client.iso_utc(datetime.fromtimestamp(BULK_IMPORT_AT, UTC))
+    assert [(q.get("date_modified:min"), q["page"]) for q in customer_queries] == [
+        (None, "1"),
+        (bc_client.iso_utc(datetime.fromtimestamp(fifth.updated_at, UTC)), "1"),  # keyed
+        (bulk, "1"),
+        (bulk, "2"),  # a whole page shared the date: page on within it
+        (bulk, "3"),
+    ]
+    order_pages = [q["page"] for resource, q in transport.lists if resource == "orders"]
+    assert len(order_pages) == 5, "page numbers need 4: each page re-reads its last date"

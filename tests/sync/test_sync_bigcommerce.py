@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "connectors"))
 
@@ -20,7 +23,14 @@ from sync_support import (
     start_sync,
 )
 
+from athos_identity.connectors.bigcommerce import source as bc_source
+from athos_identity.connectors.bigcommerce.client import BigCommerceClient
+from athos_identity.sandbox.bigcommerce.serialize import ORDER_STATUSES
+from athos_identity.sandbox.faults import Fault
+from athos_identity.settings import get_settings
+
 pytest_plugins = ["bigcommerce_fixtures"]  # bc_store: a fresh sandbox store with a full token
+LIST_PATHS = {"/v3/customers": "customers", "/v2/orders": "orders"}
 
 
 async def lookup_emails(
@@ -35,10 +45,61 @@ async def lookup_emails(
     return [{c["customer_id"] for c in r["customers"]} for r in response.json()["results"]]
 
 
+async def lookup(client: httpx.AsyncClient, admin: dict, kind: str, values: list[str]) -> list:
+    response = await client.post(
+        "/v1/identity/lookup",
+        json={"identifiers": [{"type": f"{kind}_sha256", "value": _sha(v)} for v in values]},
+        headers=admin,
+    )
+    assert response.status_code == 200, response.text
+    return [{c["customer_id"] for c in r["customers"]} for r in response.json()["results"]]
+
+
 def _sha(normalized: str) -> str:
     import hashlib
 
     return hashlib.sha256(normalized.encode()).hexdigest()
+
+
+async def assert_exactly_the_store(
+    client: httpx.AsyncClient,
+    admin: dict,
+    conn: psycopg.Connection,
+    connector_id: str,
+    store: Any,
+) -> None:
+    """The connector holds the store as the sandbox has it now: every customer, the known
+    links, every order with its fields and exactly its lines (sets: nothing more, nothing
+    less). Phones: every known answer is found; the service may link more (00-prefixed US
+    numbers, see tests/sync/test_sync_shopify.py)."""
+    data = store.sandbox.state.stores[store.store_hash].data
+    customers = list(data.customers.iter_by_id())
+    orders = list(data.orders.iter_by_id())
+    stored = snapshot(conn, connector_id)
+    assert {row[0] for row in stored["customers"]} == {str(c.id) for c in customers}
+    answers = expected_answers(store)
+    emails = sorted(answers["customers_by_email"])
+    found = await lookup(client, admin, "email", emails)
+    assert found == [{str(i) for i in answers["customers_by_email"][e]} for e in emails]
+    phones = sorted(answers["customers_by_phone"])
+    found = await lookup(client, admin, "phone", phones)
+    wanted = [{str(i) for i in answers["customers_by_phone"][p]} for p in phones]
+    assert all(w <= f for w, f in zip(wanted, found, strict=True))
+    assert {(r[0], r[1], r[4], r[5], r[6]) for r in stored["orders"]} == {
+        (
+            str(o.id),
+            str(o.customer_id) if o.customer_id else None,
+            o.currency,
+            Decimal(o.total_cents) / 100,
+            ORDER_STATUSES[o.financial_status][1],
+        )
+        for o in orders
+    }
+    assert {r[:6] for r in stored["lines"]} == {
+        (str(o.id), str(x.id), str(x.product_id), str(x.variant_id), x.sku, x.quantity)
+        for o in orders
+        for x in o.lines
+    }
 
 
 async def full_sync(client: httpx.AsyncClient, admin: dict, connector_id: str) -> dict[str, Any]:
@@ -130,19 +191,113 @@ async def test_incremental_sync_picks_up_changes_and_full_sync_sweeps_deletions(
     assert await lookup_emails(client, tenant.admin, ["moved.customer@example.org"]) == [set()]
 
 
-async def test_faults_are_retried_and_the_data_is_exactly_right(
-    client: httpx.AsyncClient, tenant: Any, bc_store: Any, owner_conn
+def change_the_first_record_of_every_page(
+    monkeypatch: pytest.MonkeyPatch, store: Any
+) -> dict[str, set[int]]:
+    """While a pull runs, the merchant edits the first record of each page just read: it
+    moves to the end of the `date_modified` order. Returns the ids changed."""
+    changed: dict[str, set[int]] = {"customers": set(), "orders": set()}
+    request = BigCommerceClient.request
+    edits = {"customers": {"first_name": "Edited"}, "orders": {"financial_status": "REFUNDED"}}
+
+    async def request_then_edit(self: Any, method: str, path: str, **kw: Any) -> Any:
+        response, body = await request(self, method, path, **kw)
+        kind = LIST_PATHS.get(path)
+        items = (body or {}).get("data") if kind == "customers" else body
+        if kind and items and items[0]["id"] not in changed[kind]:
+            changed[kind].add(items[0]["id"])
+            with store.sandbox.client() as sandbox:
+                sandbox.patch(
+                    f"/sandbox/bigcommerce/stores/{store.store_hash}/{kind}/{items[0]['id']}",
+                    json=edits[kind],
+                ).raise_for_status()
+        return response, body
+
+    monkeypatch.setattr(BigCommerceClient, "request", request_then_edit)
+    return changed
+
+
+async def test_records_changed_during_a_full_sync_push_no_other_record_out(
+    client: httpx.AsyncClient,
+    tenant: Any,
+    bc_store: Any,
+    owner_conn: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """With page numbers, each edit moved every later record back one place, so one unread
+    record slipped onto a page already read: unseen, a full sync swept it."""
+    monkeypatch.setattr(bc_source, "PAGE_SIZE", 5)
     connector_id = await granted_bigcommerce_connector(client, tenant.admin, bc_store)
-    clean = await full_sync(client, tenant.admin, connector_id)
-    before = snapshot(owner_conn, connector_id)
+    await full_sync(client, tenant.admin, connector_id)  # everything is there before
 
-    for kind in ("5xx", "429", "truncate", "drop"):
-        bc_store.add_fault(kind=kind, rate=0.3)
-    faulty = await full_sync(client, tenant.admin, connector_id)
+    changed = change_the_first_record_of_every_page(monkeypatch, bc_store)
+    run = await full_sync(client, tenant.admin, connector_id)
 
-    assert (faulty["customers"], faulty["orders"]) == (clean["customers"], clean["orders"])
-    assert snapshot(owner_conn, connector_id) == before
+    assert len(changed["customers"]) >= 3 and len(changed["orders"]) >= 3
+    assert run["deleted"] == 0, "no record that still exists was swept"
+    await assert_exactly_the_store(client, tenant.admin, owner_conn, connector_id, bc_store)
+
+
+def arm_a_fault_before_each_list_request(
+    monkeypatch: pytest.MonkeyPatch, store: Any, schedule: list[dict[str, Any]]
+) -> list[Fault]:
+    """Switch the schedule's faults on one by one, each just before a list request, so
+    every kind strikes a known request of the pull (count faults fire on the next requests
+    of the store: the one about to go, then its retries). Returns the faults armed."""
+    armed: list[Fault] = []
+    pending = iter(schedule)
+    request = BigCommerceClient.request
+
+    async def request_after_arming(self: Any, method: str, path: str, **kw: Any) -> Any:
+        spec = next(pending, None) if path in LIST_PATHS else None
+        if spec is not None:
+            fault = store.sandbox.state.faults.add(
+                {"platform": "bigcommerce", "path_contains": store.store_hash, **spec}
+            )
+            armed.append(fault)
+        return await request(self, method, path, **kw)
+
+    monkeypatch.setattr(BigCommerceClient, "request", request_after_arming)
+    return armed
+
+
+async def test_faults_are_retried_and_a_fresh_pull_gets_exactly_the_store(
+    client: httpx.AsyncClient,
+    tenant: Any,
+    bc_store: Any,
+    owner_conn: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bc_source, "PAGE_SIZE", 5)  # 5 list requests per stream
+    monkeypatch.setattr(get_settings(), "bigcommerce_timeout_seconds", 0.5)
+    slow = {"kind": "slow", "count": 1, "delay_seconds": 1.5}  # slower than the timeout
+    schedule = [
+        {"kind": "429", "count": 3, "retry_after_seconds": 0.2},  # a burst: three in a row
+        slow,
+        {"kind": "5xx", "count": 2, "status": 502},
+        {"kind": "truncate", "count": 1},
+        {"kind": "drop", "count": 1},
+        # orders: a 5xx outlasting the client's 3 retries fails the job's first attempt;
+        # the job is retried and resumes after the page it committed
+        slow,
+        {"kind": "5xx", "count": 4, "status": 503},
+        {"kind": "429", "count": 2, "retry_after_seconds": 0.2},
+        {"kind": "truncate", "count": 1},
+        {"kind": "drop", "count": 1},
+    ]
+    connector_id = await granted_bigcommerce_connector(client, tenant.admin, bc_store)
+    armed = arm_a_fault_before_each_list_request(monkeypatch, bc_store, schedule)
+
+    run = await full_sync(client, tenant.admin, connector_id)
+
+    assert [(f.kind, f.fired) for f in armed] == [(s["kind"], s["count"]) for s in schedule]
+    with bc_store.sandbox.client() as sandbox:
+        left = sandbox.get("/sandbox/faults").json()["faults"]
+    assert [f for f in left if f["path_contains"] == bc_store.store_hash] == []
+    assert run["attempts"] == 2 and run["deleted"] == 0
+    answers = expected_answers(bc_store)
+    assert (run["customers"], run["orders"]) == (answers["customer_count"], answers["order_count"])
+    await assert_exactly_the_store(client, tenant.admin, owner_conn, connector_id, bc_store)
 
 
 async def test_cancel_stops_a_queued_run(

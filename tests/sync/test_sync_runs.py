@@ -95,6 +95,10 @@ async def test_progress_estimates_stay_ahead_of_the_records_through_both_streams
         assert sample["eta_seconds"] == pytest.approx(left / sample["records_per_second"], abs=0.1)
         if left > sample["records_per_second"]:  # over a second to go
             assert sample["eta_seconds"] >= 1, sample
+    everything = expected["customer_count"] + expected["order_count"]
+    for sample in orders:  # the customers pulled plus the orders' count (GET /v2/orders/count)
+        assert sample["estimated_total"] == everything, sample
+        assert sample["eta_seconds"] is not None, sample
     for sample in samples:
         if sample["estimated_total"] is not None:
             assert records(sample) <= sample["estimated_total"], sample

@@ -24,6 +24,9 @@ from sync_support import run_until_ended, snapshot, start_sync
 from athos_identity.connectors.shopify import bulk as shopify_bulk
 from athos_identity.connectors.shopify import source as shopify_source
 from athos_identity.connectors.shopify import windows
+from athos_identity.connectors.shopify.client import ShopifyClient
+from athos_identity.sandbox.faults import Fault
+from athos_identity.settings import get_settings
 from athos_identity.sync import engine
 
 pytest_plugins = ["shopify_fixtures"]  # shopify_settings: the sandbox the service talks to
@@ -140,13 +143,10 @@ async def test_full_sync_links_every_customer_and_stores_orders_with_their_lines
     client: httpx.AsyncClient, tenant: Any, small_shop: Shop, owner_conn: psycopg.Connection
 ) -> None:
     connector_id = await grant(client, tenant, small_shop, **ALL_HISTORY)
-    answers = expected(small_shop)
 
     run = await full_sync(client, tenant.admin, connector_id)
 
-    assert (run["customers"], run["orders"]) == (answers["customer_count"], answers["order_count"])
     assert run["attempts"] == 1
-    await assert_links_match(client, tenant.admin, answers)
     # one export per stream, both completed; the orders' file had children before parents
     done = operations(small_shop)
     assert [(o.root_field, o.status) for o in done] == [
@@ -154,10 +154,29 @@ async def test_full_sync_links_every_customer_and_stores_orders_with_their_lines
         ("orders", "COMPLETED"),
     ]
     assert children_before_parents(small_shop, done[1]) > 0
+    await assert_exactly_the_shop(client, tenant.admin, owner_conn, connector_id, small_shop, run)
+
+
+async def assert_exactly_the_shop(
+    client: httpx.AsyncClient,
+    admin: dict,
+    conn: psycopg.Connection,
+    connector_id: str,
+    shop: Shop,
+    run: dict[str, Any],
+) -> None:
+    """A full sync of the whole history left exactly the shop: every customer and the known
+    links, every order with its fields and exactly its lines, each record counted once."""
+    answers = expected(shop)
+    assert (run["customers"], run["orders"]) == (answers["customer_count"], answers["order_count"])
+    await assert_links_match(client, admin, answers)
+    customers = shop.store.data.customers.iter_by_id()
+    stored = snapshot(conn, connector_id)
+    assert {row[0] for row in stored["customers"]} == {str(c.id) for c in customers}
     # every order with exactly its lines, GIDs turned into the plain ids webhooks use
-    orders = visible_orders(small_shop, all_history=True)
-    assert stored_lines(owner_conn, connector_id) == sandbox_lines(orders)
-    rows = owner_conn.execute(
+    orders = visible_orders(shop, all_history=True)
+    assert stored_lines(conn, connector_id) == sandbox_lines(orders)
+    rows = conn.execute(
         "SELECT order_id, customer_id, total, currency, status FROM orders WHERE connector_id = %s",
         (uuid.UUID(connector_id),),
     ).fetchall()
@@ -407,30 +426,68 @@ async def test_a_pull_killed_inside_a_window_resumes_its_operation_and_skips_don
     await assert_links_match(client, tenant.admin, answers)
 
 
-async def test_http_faults_are_retried_and_the_data_is_exactly_right(
-    client: httpx.AsyncClient, tenant: Any, small_shop: Shop, owner_conn: psycopg.Connection
+def arm_faults_before_each_api_call(
+    monkeypatch: pytest.MonkeyPatch, shop: Shop, schedule: list[list[dict[str, Any]]]
+) -> list[Fault]:
+    """Switch the schedule's faults on, a group just before each GraphQL call, so every
+    kind strikes a known call of the pull (count faults fire on the next matching requests:
+    the call about to go, then its retries). A full sync makes at least four calls (start
+    and poll each export). Returns the faults armed."""
+    armed: list[Fault] = []
+    pending = iter(schedule)
+    execute = ShopifyClient.execute
+
+    async def execute_after_arming(self: Any, gql: str, variables: Any = None) -> Any:
+        for spec in next(pending, []):
+            armed.append(shop.sandbox.state.faults.add({**spec, "platform": "shopify"}))
+        return await execute(self, gql, variables)
+
+    monkeypatch.setattr(ShopifyClient, "execute", execute_after_arming)
+    return armed
+
+
+async def test_http_faults_are_retried_and_a_fresh_pull_gets_exactly_the_shop(
+    client: httpx.AsyncClient,
+    tenant: Any,
+    small_shop: Shop,
+    owner_conn: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(get_settings(), "shopify_timeout_seconds", 0.5)
+    monkeypatch.setattr(get_settings(), "shopify_max_retries", 3)  # 4 tries per call
     connector_id = await grant(client, tenant, small_shop, **ALL_HISTORY)
-    await full_sync(client, tenant.admin, connector_id)
-    clean = snapshot(owner_conn, connector_id)
+    api = {"path_contains": f"/shopify/{small_shop.domain}/admin/api/"}
+    downloads = {"path_contains": f"/shopify/{small_shop.domain}/bulk/"}
+    schedule = [
+        [{"kind": "429", "count": 3, "retry_after_seconds": 0.2, **api}],  # a burst
+        [
+            {"kind": "slow", "count": 1, "delay_seconds": 1.5, **api},  # beyond the timeout
+            {"kind": "5xx", "count": 2, "status": 502, **api},
+        ],
+        [{"kind": "truncate", "count": 1, **api}, {"kind": "drop", "count": 1, **api}],
+        # outlasts the client's retries: the job's first attempt fails, the next one
+        # resumes from the checkpoint (the export's operation id)
+        [{"kind": "5xx", "count": 4, "status": 503, **api}],
+    ]
+    armed = arm_faults_before_each_api_call(monkeypatch, small_shop, schedule)
+    cut_files = [  # the first two downloads of an export's file are cut
+        small_shop.sandbox.state.faults.add(
+            {"platform": "shopify", "kind": kind, "count": 1, **downloads}
+        )
+        for kind in ("truncate", "drop")
+    ]
+
+    run = await full_sync(client, tenant.admin, connector_id)
+
+    assert [(f.kind, f.fired) for f in armed] == [
+        (spec["kind"], spec["count"]) for group in schedule for spec in group
+    ]
+    assert [(f.kind, f.fired) for f in cut_files] == [("truncate", 1), ("drop", 1)]
     with small_shop.sandbox.client() as sandbox:
-        for kind in ("5xx", "429", "truncate", "drop"):
-            sandbox.post(
-                "/sandbox/faults",
-                json={
-                    "platform": "shopify",
-                    "kind": kind,
-                    "rate": 0.15,
-                    "path_contains": small_shop.domain,
-                    "retry_after_seconds": 0.2,
-                },
-            ).raise_for_status()
-    try:
-        await full_sync(client, tenant.admin, connector_id)
-    finally:
-        with small_shop.sandbox.client() as sandbox:
-            sandbox.delete("/sandbox/faults").raise_for_status()
-    assert snapshot(owner_conn, connector_id) == clean
+        left = sandbox.get("/sandbox/faults").json()["faults"]
+    assert [f for f in left if small_shop.domain in (f["path_contains"] or "")] == []
+    assert run["attempts"] == 2
+    await assert_exactly_the_shop(client, tenant.admin, owner_conn, connector_id, small_shop, run)
 
 
 # --- incremental sync, history, credentials ---------------------------------------------

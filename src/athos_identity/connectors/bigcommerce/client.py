@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -187,6 +187,86 @@ def iso_utc(moment: datetime) -> str:
 def rfc2822_utc(moment: datetime) -> str:
     """V2 date filters: RFC 2822 in UTC, e.g. `Tue, 01 Dec 2026 10:00:00 +0000`."""
     return format_datetime(moment.astimezone(UTC)).replace("-0000", "+0000")
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    """V3 dates (`2026-12-01T10:00:00Z`)."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def parse_rfc2822(value: str | None) -> datetime | None:
+    """V2 dates (`Tue, 01 Dec 2026 10:00:00 +0000`)."""
+    return parsedate_to_datetime(value) if value else None
+
+
+@dataclass(frozen=True)
+class KeyedCursor:
+    """Where a pull ordered by `date_modified` stands, keyed on dates rather than offsets.
+
+    Page numbers over `sort=date_modified:asc` shift while the store changes: a record
+    modified during the pull moves to the end and every later record moves back one place,
+    so one unread record slips onto an already-read page. So after each page the next
+    query starts again at page 1 from the last `date_modified` seen (the filter is
+    inclusive: the records of that second come again and are skipped by id, `seen`).
+    Only when a whole page shares one date (a bulk import) does the cursor page on within
+    that date, until the date advances: a record of such a group changed meanwhile can
+    still shift the group by one (V3 customers offer no id range to key on).
+    """
+
+    since: datetime | None = None  # date_modified:min / min_date_modified (None: all)
+    page: int = 1
+    seen: frozenset[int] = frozenset()  # ids already read whose date_modified is `since`
+
+    def fresh(self, items: list[dict[str, Any]], dates: list[datetime | None]) -> list[int]:
+        """Indexes of the page's records not read before."""
+        return [
+            index
+            for index, (item, modified) in enumerate(zip(items, dates, strict=True))
+            if not (modified is not None and modified == self.since and item["id"] in self.seen)
+        ]
+
+    def after(
+        self, items: list[dict[str, Any]], dates: list[datetime | None], *, more: bool
+    ) -> KeyedCursor | None:
+        """The cursor after this page; None when the list has ended."""
+        if not more:
+            return None
+        known = [d for d in dates if d is not None]
+        last = max(known, default=None)
+        if last is None:  # no dates to key on: plain page numbers
+            return KeyedCursor(self.since, self.page + 1, frozenset())
+        at_last = frozenset(item["id"] for item, d in zip(items, dates, strict=True) if d == last)
+        if self.since is not None and last <= self.since:  # the whole page shares one date
+            return KeyedCursor(self.since, self.page + 1, at_last)
+        return KeyedCursor(last, 1, at_last)
+
+    def as_position(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat() if self.since else None,
+            "page": self.page,
+            "seen": sorted(self.seen),
+        }
+
+    @classmethod
+    def from_position(cls, position: Any, since: datetime | None) -> KeyedCursor:
+        """A checkpointed position, or the start of a pull from `since` (no position yet)."""
+        if not isinstance(position, dict):
+            return cls(since)
+        stored = position.get("since")
+        return cls(
+            datetime.fromisoformat(stored) if stored else None,
+            int(position.get("page") or 1),
+            frozenset(int(i) for i in position.get("seen") or ()),
+        )
+
+
+@dataclass
+class KeyedPage:
+    """The records of one keyed page not read before, and the cursor after it."""
+
+    items: list[dict[str, Any]]
+    after: KeyedCursor | None  # None at the end
+    total: int | None = None  # V3: records modified at or after the cursor's date
 
 
 # --- the client -----------------------------------------------------------------------------
@@ -374,14 +454,27 @@ class BigCommerceClient:
             total=pagination.get("total"),
         )
 
+    async def customers_after(
+        self, cursor: KeyedCursor, *, limit: int = MAX_PAGE_SIZE
+    ) -> KeyedPage:
+        """The next customers after `cursor` (keyed paging, see `KeyedCursor`)."""
+        page = await self.customers_page(page=cursor.page, limit=limit, modified_since=cursor.since)
+        dates = [parse_iso(item.get("date_modified")) for item in page.items]
+        fresh = cursor.fresh(page.items, dates)
+        return KeyedPage(
+            items=[page.items[i] for i in fresh],
+            after=cursor.after(page.items, dates, more=page.next_page is not None),
+            total=page.total,
+        )
+
     async def iter_customers(
-        self, *, modified_since: datetime | None = None, start_page: int = 1
-    ) -> AsyncIterator[Page]:
-        page: int | None = start_page
-        while page is not None:
-            result = await self.customers_page(page=page, modified_since=modified_since)
+        self, *, modified_since: datetime | None = None, limit: int = MAX_PAGE_SIZE
+    ) -> AsyncIterator[KeyedPage]:
+        cursor: KeyedCursor | None = KeyedCursor(modified_since)
+        while cursor is not None:
+            result = await self.customers_after(cursor, limit=limit)
             yield result
-            page = result.next_page
+            cursor = result.after
 
     # -- orders (V2) -----------------------------------------------------------------------
 
@@ -406,14 +499,31 @@ class BigCommerceClient:
         items = [] if response.status_code == 204 or body is None else list(body)
         return Page(items=items, page=page, next_page=page + 1 if len(items) == size else None)
 
+    async def orders_count(self, *, modified_since: datetime | None = None) -> int | None:
+        """How many orders were modified since then (V2 lists carry no total)."""
+        params = {"min_date_modified": rfc2822_utc(modified_since)} if modified_since else {}
+        body = await self.get("/v2/orders/count", **params)
+        count = body.get("count") if isinstance(body, dict) else None
+        return count if isinstance(count, int) else None
+
+    async def orders_after(self, cursor: KeyedCursor, *, limit: int = MAX_PAGE_SIZE) -> KeyedPage:
+        """The next orders after `cursor`, lines embedded (keyed paging, see `KeyedCursor`)."""
+        page = await self.orders_page(page=cursor.page, limit=limit, modified_since=cursor.since)
+        dates = [parse_rfc2822(item.get("date_modified")) for item in page.items]
+        fresh = cursor.fresh(page.items, dates)
+        return KeyedPage(
+            items=[page.items[i] for i in fresh],
+            after=cursor.after(page.items, dates, more=page.next_page is not None),
+        )
+
     async def iter_orders(
-        self, *, modified_since: datetime | None = None, start_page: int = 1
-    ) -> AsyncIterator[Page]:
-        page: int | None = start_page
-        while page is not None:
-            result = await self.orders_page(page=page, modified_since=modified_since)
+        self, *, modified_since: datetime | None = None, limit: int = MAX_PAGE_SIZE
+    ) -> AsyncIterator[KeyedPage]:
+        cursor: KeyedCursor | None = KeyedCursor(modified_since)
+        while cursor is not None:
+            result = await self.orders_after(cursor, limit=limit)
             yield result
-            page = result.next_page
+            cursor = result.after
 
     async def order_products(self, order_id: int) -> list[dict[str, Any]]:
         """All lines of one order (for orders whose embedded lines were capped)."""

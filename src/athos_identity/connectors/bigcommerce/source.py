@@ -1,7 +1,9 @@
 """BigCommerce as a pull source: V3 customers and V2 orders mapped to neutral records.
 
-Both lists are read oldest change first (`date_modified:asc`) from a fixed `since`; the
-position is the next page number. Orders' lines come embedded
+Both lists are read oldest change first (`date_modified:asc`) with keyed paging: each
+page's query starts from the last `date_modified` seen, records already read are skipped
+by id (`KeyedCursor`), so records changed during a pull never push an unread one out of
+sight. The position is that cursor, as JSON. Orders' lines come embedded
 (`include=consignments.line_items`); only orders flagged as truncated are completed from
 `/v2/orders/{id}/products`.
 """
@@ -14,24 +16,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from athos_identity.connectors.bigcommerce.access import connector_client
-from athos_identity.connectors.bigcommerce.client import BigCommerceClient, BigCommerceUnavailable
+from athos_identity.connectors.bigcommerce.client import (
+    MAX_PAGE_SIZE,
+    BigCommerceClient,
+    BigCommerceUnavailable,
+    KeyedCursor,
+    parse_iso,
+    parse_rfc2822,
+)
 from athos_identity.identity.records import CustomerRecord
 from athos_identity.sales.records import OrderLine, OrderRecord
 from athos_identity.sync.sources import SourcePage, Stream, TransientSourceError
 
-
-def _iso(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def _rfc2822(value: str | None) -> datetime | None:
-    return parsedate_to_datetime(value) if value else None
+PAGE_SIZE = MAX_PAGE_SIZE  # records per list request (tests make it small)
 
 
 def _money(value: Any) -> Decimal | None:
@@ -91,8 +93,8 @@ def order_record(
         currency=item.get("currency_code") or None,
         total=_money(item.get("total_inc_tax")),
         status=item.get("status") or None,
-        placed_at=_rfc2822(item.get("date_created")),
-        updated_at=_rfc2822(item.get("date_modified")),
+        placed_at=parse_rfc2822(item.get("date_created")),
+        updated_at=parse_rfc2822(item.get("date_modified")),
         lines=tuple(order_line(line) for line in lines),
     )
 
@@ -105,34 +107,38 @@ class BigCommerceSource:
     async def pages(
         self, stream: Stream, *, since: datetime | None, position: Any
     ) -> AsyncIterator[SourcePage]:
-        page: int | None = int(position or 1)
-        while page is not None:
+        cursor: KeyedCursor | None = KeyedCursor.from_position(position, since)
+        total: int | None = None
+        while cursor is not None:
             try:
                 if stream is Stream.customers:
-                    result, next_page = await self._customers(page, since)
+                    result, cursor = await self._customers(cursor)
                 else:
-                    result, next_page = await self._orders(page, since)
+                    if total is None:  # V2 lists carry no total: the count, once per stream
+                        total = await self.client.orders_count(modified_since=since)
+                    result, cursor = await self._orders(cursor, total)
             except (BigCommerceUnavailable, httpx.TransportError, json.JSONDecodeError) as exc:
                 raise TransientSourceError(type(exc).__name__) from None
             yield result
-            page = next_page
 
-    async def _customers(self, page: int, since: datetime | None) -> tuple[SourcePage, int | None]:
-        result = await self.client.customers_page(page=page, modified_since=since)
+    async def _customers(self, cursor: KeyedCursor) -> tuple[SourcePage, KeyedCursor | None]:
+        result = await self.client.customers_after(cursor, limit=PAGE_SIZE)
         records = [customer_record(item, self.region) for item in result.items]
-        modified = [d for d in (_iso(i.get("date_modified")) for i in result.items) if d]
+        modified = [d for d in (parse_iso(i.get("date_modified")) for i in result.items) if d]
         return (
             SourcePage(
-                position=result.next_page,
+                position=_position(result.after),
                 customers=records,
                 high_water=max(modified, default=None),
                 estimated_total=result.total,
             ),
-            result.next_page,
+            result.after,
         )
 
-    async def _orders(self, page: int, since: datetime | None) -> tuple[SourcePage, int | None]:
-        result = await self.client.orders_page(page=page, modified_since=since)
+    async def _orders(
+        self, cursor: KeyedCursor, total: int | None
+    ) -> tuple[SourcePage, KeyedCursor | None]:
+        result = await self.client.orders_after(cursor, limit=PAGE_SIZE)
         records = []
         for item in result.items:
             lines, truncated = embedded_lines(item)
@@ -142,10 +148,17 @@ class BigCommerceSource:
         modified = [r.updated_at for r in records if r.updated_at]
         return (
             SourcePage(
-                position=result.next_page, orders=records, high_water=max(modified, default=None)
+                position=_position(result.after),
+                orders=records,
+                high_water=max(modified, default=None),
+                estimated_total=total,
             ),
-            result.next_page,
+            result.after,
         )
+
+
+def _position(cursor: KeyedCursor | None) -> dict[str, Any] | None:
+    return cursor.as_position() if cursor else None
 
 
 @asynccontextmanager
