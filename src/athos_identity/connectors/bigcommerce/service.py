@@ -278,7 +278,14 @@ async def put_credentials(
         if hook_warning:
             warnings.append(hook_warning)
         await connectors.mark_granted(session, connector, validation.scopes, warnings)
-        await audit.record(session, tenant_id, "bigcommerce.credentials.put", connector_id, replaced=previous is not None, scopes=len(validation.scopes))  # noqa: E501
+        await audit.record(
+            session,
+            tenant_id,
+            "bigcommerce.credentials.put",
+            connector_id,
+            replaced=previous is not None,
+            scopes=len(validation.scopes),
+        )
 
     log.info(
         "bigcommerce connector %s: token %s (scopes %s)",
