@@ -314,3 +314,65 @@ async def test_sign_in_sign_out_and_nothing_rendered_as_html(
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     await steps.shot(page, "signed out")
     assert page_errors(steps) == []
+
+
+async def tab_to(page: Page, element_id: str, limit: int = 60) -> None:
+    """Press Tab until the element has the focus, as a keyboard user would."""
+    for _ in range(limit):
+        if await page.evaluate("() => document.activeElement && document.activeElement.id") == (
+            element_id
+        ):
+            return
+        await page.keyboard.press("Tab")
+    raise AssertionError(f"#{element_id} cannot be reached with the Tab key")
+
+
+async def focus_ring(page: Page) -> tuple[str, str]:
+    """The focused element's outline: what tells a keyboard user where they are."""
+    style = await page.evaluate(
+        "() => { const s = getComputedStyle(document.activeElement);"
+        " return [s.outlineStyle, s.outlineWidth]; }"
+    )
+    return str(style[0]), str(style[1])
+
+
+async def test_a_data_source_added_and_deleted_with_the_keyboard_alone(
+    service: Service, tenant: TenantKeys, desktop: Page, steps: Steps
+) -> None:
+    page = desktop
+    await page.goto(service.console())
+    await expect(page.get_by_label("Admin API key")).to_be_focused()
+    await page.keyboard.type(tenant.admin_key)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Data Sources", level=1)).to_be_visible()
+
+    await tab_to(page, "add-platform")
+    assert await focus_ring(page) == ("solid", "3px")
+    await page.keyboard.type("BigCommerce")  # a select takes the typed option
+    await page.keyboard.press("Tab")
+    await page.keyboard.type("Keyboard store")
+    await tab_to(page, "add-store")
+    await page.keyboard.type("kbd01")
+    await page.keyboard.press("Enter")  # submits the form
+    await expect(page.locator("#connector-title")).to_have_text("Keyboard store")
+    await expect(page.locator("#connector-title")).to_be_focused()
+    await steps.shot(page, "added with the keyboard")
+
+    # The confirmation dialog holds the focus; Escape leaves it and keeps the source.
+    await tab_to(page, "delete-connector")
+    assert await focus_ring(page) == ("solid", "3px")
+    await page.keyboard.press("Enter")
+    dialog = page.locator("#confirm")
+    await expect(dialog).to_be_visible()
+    await expect(page.locator("#confirm-cancel")).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+    await expect(page.locator("#connector-title")).to_have_text("Keyboard store")
+
+    await tab_to(page, "delete-connector")
+    await page.keyboard.press("Enter")
+    await tab_to(page, "confirm-ok")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#sources-body")).not_to_contain_text("Keyboard store")
+    await steps.shot(page, "deleted with the keyboard")
+    assert page_errors(steps) == []
