@@ -249,6 +249,8 @@ INVALID_PHONES = [
     ("+999 1234567", None, norm.REASON_PHONE_COUNTRY_CODE),
     ("+", None, norm.REASON_PHONE_NOT_A_NUMBER),
     ("---", "US", norm.REASON_PHONE_NOT_A_NUMBER),
+    ("x0", "US", norm.REASON_PHONE_NOT_A_NUMBER),  # an extension alone; found by hypothesis
+    ("ext. 12", "US", norm.REASON_PHONE_NOT_A_NUMBER),
     ("1" * 101, "US", norm.REASON_TOO_LONG),
 ]
 

@@ -252,6 +252,8 @@ def normalize_phone(raw: str, default_region: str | None) -> str:
             s = s[: extension.start()].rstrip(_EDGE_CHARS)
         if _LETTER.search(s):
             raise InvalidIdentifier(REASON_PHONE_LETTERS)
+        if not s:  # an extension alone ("x12", "ext. 5"): no number
+            raise InvalidIdentifier(REASON_PHONE_NOT_A_NUMBER)
 
     if s.startswith("00"):
         s = "+" + s[2:]
