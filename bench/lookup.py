@@ -222,7 +222,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="each single look-up phase")
     parser.add_argument(
         "--rates",
-        default="200,400,600,800,1000",
+        default="250,500,1000,1500,2000",
         help="offered requests/s of the paced phases (comma-separated, increasing)",
     )
     args = parser.parse_args()
