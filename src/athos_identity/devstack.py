@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -87,10 +88,24 @@ def _ensure_connectors(api: str, admin_key: str, state: dict[str, Any]) -> None:
                 client.post("/v1/connectors", json=connector).raise_for_status()
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and a plain `kill` (SIGTERM, as `docker stop` sends) both stop the children
+    too: the `finally` below runs. Set explicitly, since a shell's background job starts
+    with SIGINT ignored."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def run_dev(port: int, sandbox_port: int, console: Console) -> None:
+    _stop_on_signals()
     settings = get_settings()
     url = database_url()
-    console.print(f"database: embedded or configured PostgreSQL at {describe(url)}", soft_wrap=True)
+    kind = "configured" if settings.database_url else "embedded"
+    console.print(f"database: {kind} PostgreSQL at {describe(url)}", soft_wrap=True)
     migrate(url)
     settings.master_key  # noqa: B018 (creates the development master secret once, if needed)
 
