@@ -7,6 +7,7 @@ whole-shop topics are done by a real worker of the job queue, run in the test.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -558,3 +559,32 @@ async def test_a_customer_known_from_webhooks_only_is_swept_by_a_full_sync(
     assert str(gone) not in customer_rows(owner_conn, connector_id)
     kept = shop.customer_ids(1)[0]  # the shop's own customers were pulled and stay
     assert links_of(owner_conn, connector_id, str(kept)) >= 1
+
+
+async def test_a_late_older_order_webhook_leaves_the_newer_version(
+    client: httpx.AsyncClient, tenant: Any, shop: Shop, shopify_sink: Any, owner_conn: Any
+) -> None:
+    """Shopify does not deliver in order: a retried orders/updated of an older version
+    must not overwrite the order (its status, its lines) with stale data."""
+    connector_id = await grant(client, tenant, shop)
+    order_id = next(shop.store.data.orders.iter_by_id()).id
+    shop.admin("PATCH", f"/orders/{order_id}", json={"financial_status": "REFUNDED"})
+    [older] = shopify_sink.wait_for(1)
+    await asyncio.sleep(1.1)  # updated_at has a resolution of one second
+    shop.admin("PATCH", f"/orders/{order_id}", json={"financial_status": "PARTIALLY_REFUNDED"})
+    [_, newer] = shopify_sink.wait_for(2)
+    assert json.loads(newer.body)["updated_at"] > json.loads(older.body)["updated_at"]
+
+    def stored() -> list[tuple[Any, ...]]:
+        return owner_conn.execute(
+            "SELECT status, (SELECT count(*) FROM order_lines l WHERE l.order_id = o.order_id"
+            "   AND l.connector_id = o.connector_id)"
+            " FROM orders o WHERE connector_id = %s AND order_id = %s",
+            (connector_id, str(order_id)),
+        ).fetchall()
+
+    assert (await replay(client, newer)).json()["status"] == "processed"
+    lines = len(json.loads(newer.body)["line_items"])
+    assert stored() == [("PARTIALLY_REFUNDED", lines)]
+    assert (await replay(client, older)).json()["status"] == "processed"  # another delivery
+    assert stored() == [("PARTIALLY_REFUNDED", lines)]

@@ -37,6 +37,11 @@ ON CONFLICT (tenant_id, connector_id, order_id) DO UPDATE SET
   currency = EXCLUDED.currency, total = EXCLUDED.total, status = EXCLUDED.status,
   placed_at = EXCLUDED.placed_at, platform_updated_at = EXCLUDED.platform_updated_at,
   seen_in_run = coalesce(EXCLUDED.seen_in_run, orders.seen_in_run), updated_at = now()
+-- An older version arriving late (a retried webhook, an export taken before the last
+-- change) leaves the newer one in place, lines included.
+WHERE orders.platform_updated_at IS NULL OR EXCLUDED.platform_updated_at IS NULL
+   OR EXCLUDED.platform_updated_at >= orders.platform_updated_at
+RETURNING order_id
 """
 
 # Orders by key (= ANY), not by a join with the staging table: temporary tables have no
@@ -51,7 +56,7 @@ INSERT INTO order_lines (tenant_id, connector_id, order_id, line_id, product_id,
                          sku, quantity, unit_price)
 SELECT DISTINCT ON (order_id, line_id) :tenant_id, :connector_id, order_id, line_id,
        product_id, variant_id, sku, quantity, unit_price
-FROM incoming_lines ORDER BY order_id, line_id
+FROM incoming_lines WHERE order_id = ANY(:ids) ORDER BY order_id, line_id
 """
 
 
@@ -93,10 +98,11 @@ async def upsert_orders(
                         )
                     )  # fmt: skip
     params = {"tenant_id": tenant_id, "connector_id": connector_id, "run_id": run_id}
-    await session.execute(text(_UPSERT_ORDERS), params)
-    order_ids = list({o.order_id for o in orders})
-    await session.execute(text(_DELETE_LINES), {**params, "ids": order_ids})
-    await session.execute(text(_INSERT_LINES), params)
+    written = await session.execute(text(_UPSERT_ORDERS), params)
+    order_ids = [row[0] for row in written]
+    if order_ids:
+        await session.execute(text(_DELETE_LINES), {**params, "ids": order_ids})
+        await session.execute(text(_INSERT_LINES), {**params, "ids": order_ids})
 
 
 async def delete_orders(
