@@ -39,6 +39,27 @@ async def granted_bigcommerce_connector(client: httpx.AsyncClient, admin: dict, 
     return str(connector_id)
 
 
+def unlimited_store(bc_store: Any, customers: int, orders: int) -> Any:
+    """The BigCommerce fixture switched to a fresh store of that size (no rate limit), with
+    a token that reads customers and orders."""
+    store_hash = "u" + uuid.uuid4().hex[:10]
+    with bc_store.sandbox.client() as sandbox:
+        sandbox.post(
+            "/sandbox/bigcommerce/stores",
+            json={
+                "store_hash": store_hash,
+                "customers": customers,
+                "orders": orders,
+                "plan": "unlimited",
+            },
+        ).raise_for_status()
+    bc_store.store_hash = store_hash
+    bc_store.token = bc_store.new_account(
+        ["store_v2_customers_read_only", "store_v2_orders_read_only"]
+    )
+    return bc_store
+
+
 async def run_jobs_until_idle(queues: tuple[str, ...] = (PULLS_QUEUE,)) -> None:
     """A real procrastinate worker, in this process, until no pull is left (the periodic
     scheduler's queue is left alone: its timing is not the test's)."""

@@ -37,6 +37,7 @@ from sync_support import (
     snapshot,
     start_sync,
     translated,
+    unlimited_store,
 )
 
 from athos_identity.sync import engine
@@ -50,17 +51,7 @@ PERIODIC_RETRY_SECONDS = 20
 @pytest.fixture
 def big_store(bc_store: Any) -> Any:
     """A store big enough that a pull takes a while: 2,000 customers and 2,000 orders."""
-    store_hash = "k" + uuid.uuid4().hex[:10]
-    with bc_store.sandbox.client() as sandbox:
-        sandbox.post(
-            "/sandbox/bigcommerce/stores",
-            json={"store_hash": store_hash, "customers": 2000, "orders": 2000, "plan": "unlimited"},
-        ).raise_for_status()
-    bc_store.store_hash = store_hash
-    bc_store.token = bc_store.new_account(
-        ["store_v2_customers_read_only", "store_v2_orders_read_only"]
-    )
-    return bc_store
+    return unlimited_store(bc_store, 2_000, 2_000)
 
 
 @pytest.fixture

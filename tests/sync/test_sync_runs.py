@@ -27,6 +27,7 @@ from sync_support import (
     slow_down,
     snapshot,
     start_sync,
+    unlimited_store,
     wait_for_run_where,
 )
 
@@ -48,17 +49,7 @@ ENDED = ("succeeded", "failed", "cancelled")
 @pytest.fixture
 def mid_store(bc_store: Any) -> Any:
     """1,000 customers and 1,000 orders: a few pages of each stream."""
-    store_hash = "m" + uuid.uuid4().hex[:10]
-    with bc_store.sandbox.client() as sandbox:
-        sandbox.post(
-            "/sandbox/bigcommerce/stores",
-            json={"store_hash": store_hash, "customers": 1000, "orders": 1000, "plan": "unlimited"},
-        ).raise_for_status()
-    bc_store.store_hash = store_hash
-    bc_store.token = bc_store.new_account(
-        ["store_v2_customers_read_only", "store_v2_orders_read_only"]
-    )
-    return bc_store
+    return unlimited_store(bc_store, 1_000, 1_000)
 
 
 def records(run: dict[str, Any]) -> int:
