@@ -101,3 +101,58 @@ async def test_the_service_connects_as_the_application_role(
     async with db.transaction() as session:
         current = (await session.execute(text("SELECT current_user"))).scalar_one()
     assert current == get_settings().app_role
+
+
+@pytest.fixture
+def login_role(test_database: DatabaseUnderTest, postgres_server: str):
+    """A login role of its own for the application, a member of the app role (as an
+    operator creates it for ATHOS_APP_DATABASE_URL)."""
+    name = f"athos_login_{uuid.uuid4().hex[:8]}"
+    app_role = get_settings().app_role
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{name}" LOGIN')
+        conn.execute(f'GRANT "{app_role}" TO "{name}"')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP OWNED BY "{name}"')
+            conn.execute(f'DROP ROLE "{name}"')
+
+
+async def test_with_a_login_role_of_its_own_the_app_cannot_become_the_owner(
+    test_database: DatabaseUnderTest, login_role: str
+) -> None:
+    """Through the default (the owner's login acting as the app role), any statement could
+    SET ROLE back to the owner; through ATHOS_APP_DATABASE_URL there is no owner to become."""
+    from sqlalchemy.engine import make_url
+
+    from athos_identity.identity import repository
+    from athos_identity.settings import use_settings
+
+    acme = await create_tenant("Acme")
+    await create_tenant("Globex")
+    own_url = make_url(test_database.sqlalchemy_url).set(username=login_role)
+    default = get_settings()
+    await db.dispose_engine()
+    use_settings(default.model_copy(update={"app_database_url": own_url.render_as_string(False)}))
+    try:
+        async with db.tenant_transaction(acme.tenant_id) as session:
+            assert (await session.execute(text("SELECT count(*) FROM tenants"))).scalar() == 1
+        async with db.transaction() as session:
+            await session.execute(text("RESET ROLE"))
+            assert (await session.execute(text("SELECT current_user"))).scalar() == login_role
+            assert (await session.execute(text("SELECT count(*) FROM tenants"))).scalar() == 0
+        owner = make_url(test_database.sqlalchemy_url).username
+        with pytest.raises(Exception, match="permission denied"):
+            async with db.transaction() as session:
+                await session.execute(text(f'SET ROLE "{owner}"'))
+        # the look-up hot path (a pool of its own) logs in as that role too
+        pool = await db.fast_pool()
+        async with pool.connection() as connection:
+            cursor = await connection.execute("SELECT current_user")
+            assert (await cursor.fetchone()) == (login_role,)
+        assert await repository.find_links(acme.tenant_id, [b"\0" * 32]) == []
+    finally:
+        await db.dispose_engine()
+        use_settings(default)

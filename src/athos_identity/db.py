@@ -95,10 +95,28 @@ def create_engine(
     )
 
 
+def app_database_url(settings: Settings | None = None) -> str:
+    """The URL the API and workers read and write tenant data with: the separate login
+    role when one is configured, otherwise the database URL (acting as `app_role`)."""
+    settings = settings or get_settings()
+    if settings.app_database_url:
+        return as_psycopg_url(settings.app_database_url)
+    return database_url(settings)
+
+
+def _acts_through_set_role(settings: Settings) -> bool:
+    # With a login role of its own, the connection IS a non-owner: no role to switch to,
+    # and none it could switch back from (RESET ROLE stays that role).
+    return not settings.app_database_url
+
+
 def get_engine() -> AsyncEngine:
     global _engine, _sessions
     if _engine is None:
-        _engine = create_engine(database_url())
+        settings = get_settings()
+        _engine = create_engine(
+            app_database_url(settings), settings, as_app_role=_acts_through_set_role(settings)
+        )
         _sessions = async_sessionmaker(_engine, expire_on_commit=False)
     return _engine
 
@@ -115,11 +133,12 @@ async def fast_pool() -> AsyncConnectionPool:
     global _fast_pool
     if _fast_pool is None:
         settings = get_settings()
+        options = f"-c role={settings.app_role}" if _acts_through_set_role(settings) else ""
         pool = AsyncConnectionPool(
-            as_libpq_url(database_url()),
+            as_libpq_url(app_database_url(settings)),
             min_size=1,
             max_size=settings.db_pool_size,
-            kwargs={"autocommit": True, "options": f"-c role={settings.app_role}"},
+            kwargs={"autocommit": True, "options": options},
             open=False,
         )
         await pool.open()

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         default="athos_app",
         description="Database role the API and workers act as; not the owner of the tables.",
     )
+    app_database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL of a login role that owns nothing (a member of app_role) "
+        "for the API's and workers' tenant data; unset: database_url acting as app_role.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
