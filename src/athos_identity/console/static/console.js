@@ -514,7 +514,7 @@
     const c = state.current;
     const ok = await confirmDialog({
       title: "Revoke Authorization?",
-      body: `Athos gives the customer-data permissions back to Shopify, deletes its tokens for ${c.store} and stops syncing. It also deletes everything pulled from that store:`,
+      body: `Athos gives the customer-data permissions back to Shopify (by removing the Athos app from ${c.store}: Shopify takes back what Grant Access gave only with the app), deletes its tokens and stops syncing. It also deletes everything pulled from that store:`,
       items: [
         "the hashed e-mail addresses and phone numbers, and the customer IDs they point to;",
         "the sales data: orders and order lines;",
