@@ -139,11 +139,24 @@ def sync(
     key: Annotated[str, typer.Option(envvar="ATHOS_API_KEY", help="An admin API key.")] = "",
 ) -> None:
     """Start a pull of a connector through the API, and with --follow watch it run."""
-    from athos_identity.sync.progress import follow_run, start_run
+    from athos_identity.sync.progress import AlreadyRunning, follow_run, start_run
 
     base = url or get_settings().public_url
-    run_id = start_run(base, key, connector_id, "full" if full else "incremental", err)
-    out.print(f"sync run [bold]{run_id}[/bold] queued")
+    try:
+        run_id = start_run(base, key, connector_id, "full" if full else "incremental", err)
+        out.print(f"sync run [bold]{run_id}[/bold] queued")
+    except AlreadyRunning as running:
+        # One pull per store at a time: with --follow, watch the one there is (often the
+        # scheduler's incremental pull) rather than fail.
+        if not follow:
+            err.print(
+                f"[red]error 409:[/red] a sync of this connector is already queued or running: "
+                f"{running.run_id} (--follow watches it)",
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+        run_id = running.run_id
+        out.print(f"a sync of this connector is already running: following run [bold]{run_id}")
     if follow:
         status = follow_run(base, key, run_id, out)
         raise typer.Exit(0 if status == "succeeded" else 1)

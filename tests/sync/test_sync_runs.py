@@ -329,8 +329,15 @@ async def test_sync_follow_watches_the_run_to_its_end(
             slow_down(mid_store, 0.3)
             following = asyncio.create_task(follow(api, tenant.admin_key, connector_id, tmp_path))
             run_id = await active_run_of(client, tenant.admin, connector_id)
+            # a second --follow while that run goes (as when the scheduler started one):
+            # it watches the running one instead of failing
+            second = asyncio.create_task(follow(api, tenant.admin_key, connector_id, tmp_path))
+            await asyncio.sleep(3)
             cancelled = await client.post(f"/v1/syncs/{run_id}/cancel", headers=tenant.admin)
             assert cancelled.status_code == 200, cancelled.text
             code, output = await following
+            second_code, second_output = await second
     assert code == 1, output  # the run did not succeed: scripts see it
     assert "cancelled:" in output, output
+    assert f"following run {run_id}" in second_output, second_output
+    assert second_code == 1 and "cancelled:" in second_output, second_output

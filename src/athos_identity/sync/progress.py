@@ -18,14 +18,24 @@ def _client(base: str, key: str) -> httpx.Client:
     return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=10)
 
 
+class AlreadyRunning(Exception):
+    """The store has a run queued or running already (the scheduler's, say)."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+
+
 def start_run(base: str, key: str, connector_id: uuid.UUID, mode: str, err: Console) -> str:
     with _client(base, key) as client:
         response = client.post(f"/v1/connectors/{connector_id}/syncs", json={"mode": mode})
-    if response.status_code != 202:
-        detail = response.json().get("detail", response.text) if response.content else ""
-        err.print(f"[red]error {response.status_code}:[/red] {detail}")
-        raise typer.Exit(1)
-    return str(response.json()["id"])
+    if response.status_code == 202:
+        return str(response.json()["id"])
+    problem = response.json() if response.content else {}
+    if response.status_code == 409 and problem.get("run_id"):
+        raise AlreadyRunning(str(problem["run_id"]))
+    err.print(f"[red]error {response.status_code}:[/red] {problem.get('detail', response.text)}")
+    raise typer.Exit(1)
 
 
 def follow_run(base: str, key: str, run_id: str, console: Console) -> str:
