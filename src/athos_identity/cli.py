@@ -50,7 +50,7 @@ def _check_settings() -> None:
 def _announce_database() -> str:
     url = database_url()
     kind = "configured" if get_settings().database_url else "embedded"
-    err.print(f"database: {kind} PostgreSQL at {describe(url)}")
+    err.print(f"database: {kind} PostgreSQL at {describe(url)}", soft_wrap=True)
     return url
 
 
