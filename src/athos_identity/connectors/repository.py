@@ -7,6 +7,7 @@ named in every statement (Citus routes by it).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, select, text, update
@@ -213,18 +214,22 @@ async def record_delivery(session: AsyncSession, delivery: WebhookDelivery) -> b
 
 
 async def pending_deliveries(
-    session: AsyncSession, tenant_id: uuid.UUID, connector_id: uuid.UUID, limit: int = 1000
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    connector_id: uuid.UUID,
+    limit: int = 1000,
+    topics: Sequence[str] | None = None,
 ) -> list[WebhookDelivery]:
-    result = await session.execute(
-        select(WebhookDelivery)
-        .where(
-            WebhookDelivery.tenant_id == tenant_id,
-            WebhookDelivery.connector_id == connector_id,
-            WebhookDelivery.processed_at.is_(None),
-        )
-        .order_by(WebhookDelivery.received_at)
-        .limit(limit)
+    """Deliveries not yet processed, oldest first (only those topics, when given)."""
+    statement = select(WebhookDelivery).where(
+        WebhookDelivery.tenant_id == tenant_id,
+        WebhookDelivery.connector_id == connector_id,
+        WebhookDelivery.processed_at.is_(None),
     )
+    if topics is not None:
+        statement = statement.where(WebhookDelivery.topic.in_(topics))
+    statement = statement.order_by(WebhookDelivery.received_at, WebhookDelivery.delivery_key)
+    result = await session.execute(statement.limit(limit))
     return list(result.scalars())
 
 

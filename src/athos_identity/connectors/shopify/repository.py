@@ -181,22 +181,6 @@ async def is_delivery_pending(
     return result.first() is not None
 
 
-async def pending_deliveries_of_topics(
-    session: AsyncSession, tenant_id: uuid.UUID, connector_id: uuid.UUID, topics: tuple[str, ...]
-) -> list[WebhookDelivery]:
-    result = await session.execute(
-        select(WebhookDelivery)
-        .where(
-            WebhookDelivery.tenant_id == tenant_id,
-            WebhookDelivery.connector_id == connector_id,
-            WebhookDelivery.topic.in_(topics),
-            WebhookDelivery.processed_at.is_(None),
-        )
-        .order_by(WebhookDelivery.received_at, WebhookDelivery.delivery_key)
-    )
-    return list(result.scalars())
-
-
 async def keep_delivery_processed(session: AsyncSession, delivery: WebhookDelivery) -> None:
     """Write the delivery back as processed: a purge of the connector's data deletes its
     webhook records, this one included, and it must stay to recognise Shopify's retries."""

@@ -246,8 +246,8 @@ async def apply_shop_events(tenant_id: uuid.UUID, connector_id: uuid.UUID) -> in
         )
         if connector is None:
             return 0
-        pending = await repository.pending_deliveries_of_topics(
-            session, tenant_id, connector_id, SHOP_EVENTS
+        pending = await connector_repository.pending_deliveries(
+            session, tenant_id, connector_id, topics=SHOP_EVENTS
         )
         for delivery in pending:
             session.expunge(delivery)  # the purge deletes its row; it is written back
