@@ -76,14 +76,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served_api(database_url: str, workers: int = 1) -> Iterator[str]:
-    """`athos-identity serve` in a subprocess; yields its base URL."""
+def served_api(
+    database_url: str, workers: int = 1, settings: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`athos-identity serve` in a subprocess, with extra `ATHOS_*` settings; yields its
+    base URL."""
     port = free_port()
     env = {
         **os.environ,
         "ATHOS_DATABASE_URL": database_url,
         "ATHOS_MASTER_SECRET": MASTER_SECRET,
         "ATHOS_LOG_LEVEL": "WARNING",
+        **(settings or {}),
     }
     process = subprocess.Popen(
         [

@@ -152,7 +152,7 @@ async def test_with_a_login_role_of_its_own_the_app_cannot_become_the_owner(
         async with pool.connection() as connection:
             cursor = await connection.execute("SELECT current_user")
             assert (await cursor.fetchone()) == (login_role,)
-        assert await repository.find_links(acme.tenant_id, [b"\0" * 32]) == []
+        assert await repository.find_links(acme.tenant_id, [b"\0" * 32]) == {}
     finally:
         await db.dispose_engine()
         use_settings(default)

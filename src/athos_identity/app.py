@@ -55,17 +55,21 @@ def create_app() -> FastAPI:
         version=__version__,
         summary="Customer identities of merchants' stores, kept as keyed one-way hashes.",
         lifespan=_lifespan,
+        # Metrics are Prometheus (/metrics); FastAPI's own OpenTelemetry hooks, unused, cost a
+        # provider check on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
     settings = get_settings()
     # Outermost last: the request id and timing wrap the body limit too.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, access_log_enabled=settings.access_log)
+    # First: requests are matched against routes in order, and look-ups are most of them.
+    app.include_router(identity_router)
     app.include_router(tenants_router)
     app.include_router(connectors_router)
     app.include_router(bigcommerce_router)
     app.include_router(shopify_router)
-    app.include_router(identity_router)
     app.include_router(sync_router)
     app.include_router(sales_router)
     app.include_router(console_router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import uuid
@@ -389,3 +390,57 @@ async def test_erasing_a_customer_of_a_connector_the_tenant_does_not_have_is_404
         assert "theirs@example.com" not in response.text and connector_id not in response.text
     # nothing was erased, in either tenant
     assert owner_conn.execute("SELECT count(*) FROM identity_links").fetchone()[0] == links_before
+
+
+async def test_concurrent_lookups_of_two_tenants_each_find_only_their_own(
+    client: httpx.AsyncClient, tenant: TenantKeys, other_tenant: TenantKeys
+) -> None:
+    """Look-ups arriving together share statements (kit/coalesce.py), per tenant only."""
+    await ingest(client, tenant, [{"customer_id": "acme-7", "emails": ["shared@example.com"]}])
+    await ingest(
+        client, other_tenant, [{"customer_id": "globex-9", "emails": ["shared@example.com"]}]
+    )
+    await ingest(client, tenant, [{"customer_id": "acme-8", "emails": ["only@acme.example"]}])
+    queries = [
+        (keys, value)
+        for _ in range(40)
+        for keys in (tenant, other_tenant)
+        for value in ("shared@example.com", "only@acme.example")
+    ]
+    responses = await asyncio.gather(
+        *(lookup(client, keys.admin, [{"type": "email", "value": v}]) for keys, v in queries)
+    )
+    expected = {
+        (tenant.tenant_id, "shared@example.com"): ["acme-7"],
+        (tenant.tenant_id, "only@acme.example"): ["acme-8"],
+        (other_tenant.tenant_id, "shared@example.com"): ["globex-9"],
+        (other_tenant.tenant_id, "only@acme.example"): [],
+    }
+    for (keys, value), response in zip(queries, responses, strict=True):
+        assert response.status_code == 200
+        assert customer_ids(response.json()["results"][0]) == expected[(keys.tenant_id, value)]
+
+
+async def test_a_lookup_body_is_refused_as_any_other_body(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    """The look-up route reads its body itself (kit/direct.py), with the API's usual answers."""
+    bad_json = {**tenant.admin, "Content-Type": "application/json"}
+    assert (await client.post(LOOKUP, content=b"{not json", headers=bad_json)).status_code == 400
+    no_key = await client.post(LOOKUP, content=b"{not json", headers={"Content-Type": "x/y"})
+    assert no_key.status_code == 401, "the key is checked before the body"
+    empty = await client.post(LOOKUP, content=b"", headers=bad_json)
+    assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "body"
+    body = b'{"identifiers": [{"type": "email", "value": "a@b.co"}]}'
+    as_text = await client.post(
+        LOOKUP, content=body, headers={**tenant.admin, "Content-Type": "text/plain"}
+    )
+    assert as_text.status_code == 422
+    as_vendor_json = await client.post(
+        LOOKUP, content=body, headers={**tenant.admin, "Content-Type": "application/vnd.x+json"}
+    )
+    assert as_vendor_json.status_code == 200
+    extra = await lookup(client, tenant.admin, [{"type": "email", "value": "a@b.co", "x": 1}])
+    assert extra.status_code == 422
+    assert extra.json()["errors"][0]["field"] == "body.identifiers.0.x"
+    assert extra.headers["content-type"] == "application/problem+json"

@@ -24,9 +24,9 @@ import hashlib
 import hmac
 import re
 import uuid
-from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -67,9 +67,11 @@ class IdentifierKind(StrEnum):
     PHONE = "phone"
 
 
-@dataclass(frozen=True, slots=True)
-class HashedIdentifier:
-    """What the link store keeps for one e-mail or phone: no PII, tenant-specific."""
+class HashedIdentifier(NamedTuple):
+    """What the link store keeps for one e-mail or phone: no PII, tenant-specific.
+
+    A named tuple, not a frozen dataclass: a look-up builds a thousand, and a frozen
+    dataclass's __init__ cost more than the HMAC."""
 
     kind: IdentifierKind
     key: bytes  # HMAC-SHA256(K_tenant, SHA-256(normalized)), 32 bytes

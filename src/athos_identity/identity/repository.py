@@ -6,6 +6,7 @@ security. Bulk writes go through COPY into a temporary table, then one set-based
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,17 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from athos_identity.db import fast_pool
 from athos_identity.identity.hashing import IdentifierKind
 from athos_identity.identity.records import HashedCustomer
+from athos_identity.kit.coalesce import Coalescer
 
 KIND_CODES = {IdentifierKind.EMAIL: 1, IdentifierKind.PHONE: 2}
 KINDS_BY_CODE = {code: kind for kind, code in KIND_CODES.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    kind: IdentifierKind
-    key: bytes
-    connector_id: str  # as text: look-ups only ever print it
-    customer_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +124,19 @@ async def replace_customer_links(
     return LinkChanges(added=added.rowcount, removed=removed.rowcount)  # type: ignore[attr-defined]
 
 
-async def find_links(tenant_id: uuid.UUID, keys: Sequence[bytes]) -> list[Link]:
-    """Links of the given keys, in one statement on the fast pool (the look-up hot path).
+# (kind, key) -> the (connector id, customer id) pairs linked to it, ordered.
+LinkIndex = dict[tuple[IdentifierKind, bytes], list[tuple[str, str]]]
 
-    The keys travel packed in one bytea: dumping a list of 1,000 bytes objects as a bytea[]
-    cost more than the query itself."""
+# Statements per tenant at a time, per process: enough to read the chunks of one batch in
+# parallel (bench/lookup.py, two cores), few enough that one tenant's burst leaves the pool
+# to the others. Keys per statement: the look-up's own limit.
+_FETCHES_PER_TENANT = 2
+_KEYS_PER_FETCH = 1000
+
+
+async def _read_links(tenant_id: uuid.UUID, keys: list[bytes]) -> LinkIndex:
+    # The keys travel packed in one bytea: dumping a list of 1,000 bytes objects as a
+    # bytea[] cost more than the query itself.
     pool = await fast_pool()
     async with pool.connection() as connection:
         cursor = await connection.execute(
@@ -142,8 +144,26 @@ async def find_links(tenant_id: uuid.UUID, keys: Sequence[bytes]) -> list[Link]:
             (tenant_id, b"".join(keys)),
         )
         rows = await cursor.fetchall()
+    index: LinkIndex = {}
     kinds = KINDS_BY_CODE
-    return [Link(kinds[kind], key, cid, cust) for kind, key, cid, cust in rows]
+    for kind, key, connector_id, customer_id in rows:
+        index.setdefault((kinds[kind], key), []).append((connector_id, customer_id))
+    return index
+
+
+_links = Coalescer(_read_links, max_fetches=_FETCHES_PER_TENANT, max_items=_KEYS_PER_FETCH)
+
+
+def submit_find_links(tenant_id: uuid.UUID, keys: Sequence[bytes]) -> asyncio.Future[LinkIndex]:
+    """The links of `keys` (and perhaps of other keys of the tenant: read only your own).
+
+    The look-up hot path: one statement on the fast pool, shared with the tenant's other
+    look-ups waiting meanwhile (kit/coalesce.py). Returns at once; await the future."""
+    return _links.submit(tenant_id, keys)
+
+
+async def find_links(tenant_id: uuid.UUID, keys: Sequence[bytes]) -> LinkIndex:
+    return await submit_find_links(tenant_id, keys)
 
 
 async def delete_links_by_keys(

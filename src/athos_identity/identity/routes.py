@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-import json
-
-from fastapi import APIRouter, Response
+import orjson
+from fastapi import APIRouter, Request, Response
 
 from athos_identity.identity import service
 from athos_identity.identity.schemas import (
@@ -13,7 +12,8 @@ from athos_identity.identity.schemas import (
     LookupOut,
     RecordsIn,
 )
-from athos_identity.tenants.deps import AdminCaller, LookupCaller, Session
+from athos_identity.kit.direct import direct_route, json_body
+from athos_identity.tenants.deps import AdminCaller, LookupCaller, Session, lookup_caller
 
 router = APIRouter(prefix="/v1/identity", tags=["identity"])
 
@@ -24,7 +24,6 @@ PROBLEMS = {
 }
 
 
-@router.post("/lookup", response_model=LookupOut, responses=PROBLEMS)
 async def lookup(body: LookupIn, caller: LookupCaller) -> Response:
     """Customer IDs for e-mails and phones, raw or pre-hashed, in request order.
 
@@ -33,7 +32,23 @@ async def lookup(body: LookupIn, caller: LookupCaller) -> Response:
     """
     results = await service.lookup(caller, body.identifiers)
     # Serialized directly: the hot path skips response-model validation (see service.lookup).
-    return Response(json.dumps({"results": results}), media_type="application/json")
+    return Response(orjson.dumps({"results": results}), media_type="application/json")
+
+
+async def _lookup_arguments(request: Request) -> dict[str, object]:
+    # The caller first, as FastAPI's dependencies come before the body's validation.
+    caller = await lookup_caller(request)
+    return {"caller": caller, "body": await json_body(request, LookupIn)}
+
+
+router.add_api_route(
+    "/lookup",
+    lookup,
+    methods=["POST"],
+    response_model=LookupOut,
+    responses=PROBLEMS,
+    route_class_override=direct_route(_lookup_arguments),
+)
 
 
 @router.post("/records", responses=PROBLEMS)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
+from functools import lru_cache
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +32,7 @@ from athos_identity.identity.schemas import (
     ItemError,
     RecordIn,
 )
+from athos_identity.kit.coalesce import abandon
 from athos_identity.kit.errors import InvalidInput, NotFound
 from athos_identity.sales import repository as sales
 from athos_identity.settings import get_settings
@@ -39,7 +42,13 @@ CURRENT_KEY_VERSION = 1
 
 
 def hasher_for(tenant_id: uuid.UUID) -> TenantHasher:
-    return TenantHasher(get_settings().master_key, tenant_id, CURRENT_KEY_VERSION)
+    return _hasher(get_settings().master_key, tenant_id, CURRENT_KEY_VERSION)
+
+
+@lru_cache(maxsize=4096)
+def _hasher(master_key: bytes, tenant_id: uuid.UUID, version: int) -> TenantHasher:
+    # Shared: a hasher is never changed once keyed (it copies its keyed HMAC per use).
+    return TenantHasher(master_key, tenant_id, version)
 
 
 def _hash_identifier(
@@ -56,25 +65,40 @@ def _hash_identifier(
             return hash_prehashed(IdentifierKind.PHONE, item.value, hasher)
 
 
-def hash_identifiers(caller: Caller, items: Sequence[IdentifierIn]) -> list[HashedIdentifier]:
-    """Hash every identifier, or fail with a 422 naming each invalid one by position."""
-    hasher = hasher_for(caller.tenant_id)
-    region = caller.default_region
+def _hash_each(
+    items: Sequence[IdentifierIn], offset: int, hasher: TenantHasher, region: str | None
+) -> tuple[list[HashedIdentifier], list[dict[str, object]]]:
+    """The valid identifiers hashed, and an error naming each invalid one by its position in
+    the request (`offset` is the position of the first item)."""
     hashed: list[HashedIdentifier] = []
     errors: list[dict[str, object]] = []
-    for index, item in enumerate(items):
+    for index, item in enumerate(items, offset):
         try:
             hashed.append(_hash_identifier(item, hasher, region))
         except InvalidIdentifier as exc:
             errors.append(
                 {"index": index, "field": f"identifiers.{index}.value", "reason": exc.reason}
             )
+    return hashed, errors
+
+
+def _invalid(errors: list[dict[str, object]], count: int) -> InvalidInput:
+    return InvalidInput(
+        f"{len(errors)} of {count} identifiers are invalid; nothing was done.", errors=errors
+    )
+
+
+def hash_identifiers(caller: Caller, items: Sequence[IdentifierIn]) -> list[HashedIdentifier]:
+    """Hash every identifier, or fail with a 422 naming each invalid one by position."""
+    hashed, errors = _hash_each(items, 0, hasher_for(caller.tenant_id), caller.default_region)
     if errors:
-        raise InvalidInput(
-            f"{len(errors)} of {len(items)} identifiers are invalid; nothing was done.",
-            errors=errors,
-        )
+        raise _invalid(errors, len(items))
     return hashed
+
+
+# Identifiers hashed before their statement leaves: hashing the next chunk then overlaps
+# the database reading this one (bench/lookup.py).
+LOOKUP_CHUNK = 250
 
 
 async def lookup(caller: Caller, items: Sequence[IdentifierIn]) -> list[dict[str, object]]:
@@ -83,19 +107,38 @@ async def lookup(caller: Caller, items: Sequence[IdentifierIn]) -> list[dict[str
     Plain dicts, not models: building 1,000 pydantic objects per batch cost as much as
     the database query (bench/lookup.py).
     """
-    hashed = hash_identifiers(caller, items)
-    links = await repository.find_links(caller.tenant_id, [h.key for h in hashed])
-    customers: dict[tuple[IdentifierKind, bytes], list[dict[str, str]]] = {}
-    for link in links:
-        customers.setdefault((link.kind, link.key), []).append(
-            {"connector_id": link.connector_id, "customer_id": link.customer_id}
-        )
+    hasher = hasher_for(caller.tenant_id)
+    chunks: list[tuple[list[HashedIdentifier], asyncio.Future[repository.LinkIndex]]] = []
+    errors: list[dict[str, object]] = []
+    for offset in range(0, len(items), LOOKUP_CHUNK):
+        chunk = items[offset : offset + LOOKUP_CHUNK]
+        hashed, invalid = _hash_each(chunk, offset, hasher, caller.default_region)
+        errors += invalid
+        if not errors:  # past an invalid item, only hashed to name every other one
+            chunks.append((hashed, repository.submit_find_links(caller.tenant_id, _keys(hashed))))
+            await asyncio.sleep(0)  # lets the statement leave before the next chunk
+    if errors:
+        for _, read in chunks:
+            abandon(read)
+        raise _invalid(errors, len(items))
     results: list[dict[str, object]] = []
-    for h in hashed:
-        found = customers.get((h.kind, h.key), [])
-        results.append({"matched": bool(found), "customers": found})
-    observability.count_lookups(len(results), sum(1 for r in results if r["matched"]))
+    matched = 0
+    for hashed, read in chunks:
+        links = await read
+        for identifier in hashed:
+            found = links.get((identifier.kind, identifier.key))
+            if found:
+                matched += 1
+                customers = [{"connector_id": c, "customer_id": u} for c, u in found]
+                results.append({"matched": True, "customers": customers})
+            else:
+                results.append({"matched": False, "customers": []})
+    observability.count_lookups(len(results), matched)
     return results
+
+
+def _keys(hashed: list[HashedIdentifier]) -> list[bytes]:
+    return [identifier.key for identifier in hashed]
 
 
 async def ingest(session: AsyncSession, caller: Caller, records: Sequence[RecordIn]) -> IngestOut:

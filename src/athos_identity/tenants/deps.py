@@ -34,10 +34,20 @@ async def _authenticated(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    caller = await service.authenticate(credentials.credentials if credentials else None)
+    return await authenticate_request(request, credentials.credentials if credentials else None)
+
+
+async def authenticate_request(request: Request, token: str | None) -> Caller:
+    caller = await service.authenticate(token)
     observability.bind(tenant_id=caller.tenant_id, key_id=caller.key_id)  # logs, audit
     ratelimit.check(caller.key_id, request.scope["path"])  # O(1), before any database work
     return caller
+
+
+def bearer_token(request: Request) -> str | None:
+    """The API key of an `Authorization: Bearer ...` header, read as `HTTPBearer` reads it."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token if token and scheme.lower() == "bearer" else None
 
 
 # The caller alone, for routes that reach the database without the request session.
@@ -67,11 +77,22 @@ def require_scope(*accepted: Scope) -> Callable[..., Coroutine[Any, Any, Caller]
     return check
 
 
+LOOKUP_SCOPES = (Scope.lookup, Scope.admin)
+
+
 async def _lookup_caller(caller: AuthenticatedCaller) -> Caller:
-    return _check_scope(caller, (Scope.lookup, Scope.admin))
+    return _check_scope(caller, LOOKUP_SCOPES)
+
+
+async def lookup_caller(request: Request) -> Caller:
+    """What `LookupCaller` resolves to, without FastAPI's dependency solving: the look-up
+    route resolves its arguments itself (kit/direct.py)."""
+    caller = await authenticate_request(request, bearer_token(request))
+    return _check_scope(caller, LOOKUP_SCOPES)
 
 
 AdminCaller = Annotated[Caller, Depends(require_scope(Scope.admin))]
-# Look-ups open no request session: they read through db.fast_pool() in one statement.
+# Look-ups open no request session: they read through db.fast_pool(). The route documents
+# itself with this; per request it calls lookup_caller().
 LookupCaller = Annotated[Caller, Depends(_lookup_caller)]
 OperatorCaller = Annotated[Caller, Depends(require_scope(Scope.operator))]

@@ -1,0 +1,116 @@
+"""The look-up micro-batching: who shares a fetch, who waits, what a failure reaches."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from athos_identity.kit.coalesce import Coalescer, abandon
+
+
+class Recorder:
+    """A fetch that records what it was asked and answers once released."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[int]]] = []
+        self.release = asyncio.Event()
+        self.fail_on: int | None = None
+
+    async def __call__(self, group: str, items: list[int]) -> dict[int, str]:
+        self.calls.append((group, items))
+        await self.release.wait()
+        if self.fail_on in items:
+            raise RuntimeError("the database went away")
+        return {item: f"{group}:{item}" for item in items}
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_lone_request_is_fetched_at_once() -> None:
+    fetch = Recorder()
+    fetch.release.set()
+    coalescer = Coalescer(fetch, max_fetches=1, max_items=100)
+    assert await coalescer.get("acme", [1, 2]) == {1: "acme:1", 2: "acme:2"}
+    assert fetch.calls == [("acme", [1, 2])]
+
+
+async def test_requests_arriving_while_a_fetch_runs_share_the_next_one() -> None:
+    fetch = Recorder()
+    coalescer = Coalescer(fetch, max_fetches=1, max_items=100)
+    first = coalescer.submit("acme", [1])
+    await settle()
+    waiting = [coalescer.submit("acme", [n]) for n in (2, 3, 4)]
+    await settle()
+    assert fetch.calls == [("acme", [1])], "the others wait for the running fetch"
+    fetch.release.set()
+    assert (await first)[1] == "acme:1"
+    results = await asyncio.gather(*waiting)
+    assert fetch.calls == [("acme", [1]), ("acme", [2, 3, 4])]
+    assert [r[n] for r, n in zip(results, (2, 3, 4), strict=True)] == ["acme:2", "acme:3", "acme:4"]
+
+
+async def test_groups_never_share_a_fetch() -> None:
+    fetch = Recorder()
+    coalescer = Coalescer(fetch, max_fetches=1, max_items=100)
+    acme = coalescer.submit("acme", [1])
+    globex = coalescer.submit("globex", [1])
+    await settle()
+    fetch.release.set()
+    assert (await acme) == {1: "acme:1"}
+    assert (await globex) == {1: "globex:1"}
+    assert sorted(fetch.calls) == [("acme", [1]), ("globex", [1])]
+
+
+async def test_a_group_runs_at_most_max_fetches_at_once_of_at_most_max_items() -> None:
+    fetch = Recorder()
+    coalescer = Coalescer(fetch, max_fetches=2, max_items=3)
+    futures = [coalescer.submit("acme", [n, n + 100]) for n in range(5)]
+    await settle()
+    assert len(fetch.calls) == 2, "two fetches started, the rest wait"
+    fetch.release.set()
+    await asyncio.gather(*futures)
+    assert all(len(items) <= 3 for _, items in fetch.calls)
+    fetched = sorted(i for _, items in fetch.calls for i in items)
+    assert fetched == sorted([n for n in range(5)] + [n + 100 for n in range(5)])
+
+
+async def test_a_request_larger_than_max_items_is_fetched_alone() -> None:
+    fetch = Recorder()
+    fetch.release.set()
+    coalescer = Coalescer(fetch, max_fetches=1, max_items=2)
+    result = await coalescer.get("acme", [1, 2, 3])
+    assert fetch.calls == [("acme", [1, 2, 3])] and len(result) == 3
+
+
+async def test_a_failed_fetch_fails_its_requests_only() -> None:
+    fetch = Recorder()
+    fetch.fail_on = 2
+    coalescer = Coalescer(fetch, max_fetches=1, max_items=100)
+    first = coalescer.submit("acme", [1])
+    await settle()
+    doomed = [coalescer.submit("acme", [2]), coalescer.submit("acme", [3])]
+    fetch.release.set()
+    assert (await first) == {1: "acme:1"}
+    for future in doomed:
+        with pytest.raises(RuntimeError, match="went away"):
+            await future
+    fetch.fail_on = None
+    assert (await coalescer.get("acme", [4])) == {4: "acme:4"}, "the next request is served"
+
+
+async def test_an_abandoned_request_is_not_fetched() -> None:
+    fetch = Recorder()
+    coalescer = Coalescer(fetch, max_fetches=1, max_items=100)
+    first = coalescer.submit("acme", [1])
+    await settle()
+    gone = coalescer.submit("acme", [2])
+    kept = coalescer.submit("acme", [3])
+    abandon(gone)
+    fetch.release.set()
+    await first
+    assert (await kept)[3] == "acme:3"
+    assert fetch.calls == [("acme", [1]), ("acme", [3])]
