@@ -5,12 +5,13 @@ link store's COPY path, serves the API in a subprocess, then measures in the sam
   (a) batches of 1,000 raw e-mails through POST /v1/identity/lookup, identifiers/s,
       against the same `key = ANY(...)` query sent directly with psycopg (the floor: the
       API's own statement with the keys packed in one bytea; the same query with a bytea[]
-      parameter is reported beside it);
+      parameter is reported beside it), in rounds that run floor and API back to back
+      (medians reported, and each round's ratio);
   (b) single-identifier look-ups from 32 concurrent clients: requests/s, p50, p99, in a
       closed loop (saturation) and sharing increasing offered rates (open loop), with the
       highest rate whose p99 stays within 15 ms.
 
-    .venv/bin/python bench/lookup.py [--main 1000000] [--others 100000] [--workers 2]
+    .venv/bin/python bench/lookup.py [--main 1000000] [--others 100000] [--workers 1]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import hashlib
 import json
 import random
+import statistics
 import sys
 import time
 import uuid
@@ -142,6 +144,40 @@ def api_batch_rate(base: str, token: str, batches: list[list[str]], prehashed: b
     return len(batches) * BATCH / elapsed
 
 
+def batch_round(
+    url: str, base: str, token: str, tenant_id: uuid.UUID, batches: list[list[str]]
+) -> dict[str, float]:
+    """The same batches through each floor and the API, one after the other: a round's
+    ratios compare runs seconds apart, whatever the machine does meanwhile."""
+    return {
+        "floor": floor_rate(url, tenant_id, batches, packed=True),
+        "floor_array": floor_rate(url, tenant_id, batches, packed=False),
+        "api": api_batch_rate(base, token, batches, prehashed=False),
+        "api_prehashed": api_batch_rate(base, token, batches, prehashed=True),
+    }
+
+
+def batch_figures(rounds: list[dict[str, float]]) -> dict[str, object]:
+    """Medians over the rounds: of each rate, and of each round's ratio."""
+
+    def median(name: str) -> int:
+        return round(statistics.median(r[name] for r in rounds))
+
+    def ratio(api: str, floor: str) -> float:
+        return round(statistics.median(r[api] / r[floor] for r in rounds), 3)
+
+    return {
+        "floor_identifiers_per_s": median("floor"),
+        "floor_array_identifiers_per_s": median("floor_array"),
+        "api_identifiers_per_s": median("api"),
+        "batch_ratio": ratio("api", "floor"),
+        "batch_ratios": [round(r["api"] / r["floor"], 3) for r in rounds],
+        "batch_ratio_to_array_floor": ratio("api", "floor_array"),
+        "api_prehashed_identifiers_per_s": median("api_prehashed"),
+        "prehashed_batch_ratio": ratio("api_prehashed", "floor"),
+    }
+
+
 async def single_lookups(
     base: str, token: str, population: int, seconds: float, rate: float | None = None
 ) -> dict[str, float]:
@@ -218,11 +254,17 @@ def main() -> None:
     )
     parser.add_argument("--main", type=int, default=1_000_000)
     parser.add_argument("--others", type=int, default=100_000)
-    parser.add_argument("--workers", type=int, default=2, help="API worker processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API worker processes (one leaves the second core to PostgreSQL and the clients)",
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="batch rounds (medians reported)")
     parser.add_argument("--seconds", type=float, default=15.0, help="each single look-up phase")
     parser.add_argument(
         "--rates",
-        default="250,500,1000,1500,2000",
+        default="1000,2000,3000,4000,5000",
         help="offered requests/s of the paced phases (comma-separated, increasing)",
     )
     args = parser.parse_args()
@@ -234,14 +276,11 @@ def main() -> None:
             conn.execute("VACUUM ANALYZE identity_links")
         rng = random.Random(7)
         batches = [sample_emails(rng, BATCH, args.main) for _ in range(BATCHES)]
-        floor = floor_rate(url, tenant_id, batches, packed=True)
-        floor_array = floor_rate(url, tenant_id, batches, packed=False)
         # No per-key rate limit: one key sends every look-up here, at more than the default
         # 2,000/s per process, and the limiter's answer is not what is measured.
         unlimited = {"ATHOS_RATE_LIMIT_LOOKUP_PER_SECOND": "0"}
         with served_api(db.as_psycopg_url(url), workers=args.workers, settings=unlimited) as base:
-            api = api_batch_rate(base, token, batches, prehashed=False)
-            api_prehashed = api_batch_rate(base, token, batches, prehashed=True)
+            rounds = [batch_round(url, base, token, tenant_id, batches) for _ in range(args.rounds)]
             single = asyncio.run(single_lookups(base, token, args.main, args.seconds))
             paced = paced_sweep(base, token, args.main, args.seconds, args.rates)
     report(
@@ -249,13 +288,7 @@ def main() -> None:
             "bench": "lookup",
             "identities": args.main + 9 * args.others,
             "load_identities_per_s": round(load_rate),
-            "floor_identifiers_per_s": round(floor),
-            "floor_array_identifiers_per_s": round(floor_array),
-            "api_identifiers_per_s": round(api),
-            "batch_ratio": round(api / floor, 3),
-            "batch_ratio_to_array_floor": round(api / floor_array, 3),
-            "api_prehashed_identifiers_per_s": round(api_prehashed),
-            "prehashed_batch_ratio": round(api_prehashed / floor, 3),
+            **batch_figures(rounds),
             **single,
             **paced,
             "api_workers": args.workers,

@@ -124,8 +124,9 @@ async def replace_customer_links(
     return LinkChanges(added=added.rowcount, removed=removed.rowcount)  # type: ignore[attr-defined]
 
 
-# (kind, key) -> the (connector id, customer id) pairs linked to it, ordered.
-LinkIndex = dict[tuple[IdentifierKind, bytes], list[tuple[str, str]]]
+# (kind, key) -> the customers linked to it, ordered, as look-ups answer them:
+# {"connector_id": ..., "customer_id": ...}. Shared by every caller: never change one.
+LinkIndex = dict[tuple[IdentifierKind, bytes], list[dict[str, str]]]
 
 # Statements per tenant at a time, per process: enough to read the chunks of one batch in
 # parallel (bench/lookup.py, two cores), few enough that one tenant's burst leaves the pool
@@ -142,12 +143,14 @@ async def _read_links(tenant_id: uuid.UUID, keys: list[bytes]) -> LinkIndex:
         cursor = await connection.execute(
             "SELECT kind, key, connector_id, customer_id FROM athos_find_links_packed(%s, %s)",
             (tenant_id, b"".join(keys)),
+            binary=True,  # keys arrive as bytes, not hex to decode
         )
         rows = await cursor.fetchall()
     index: LinkIndex = {}
     kinds = KINDS_BY_CODE
     for kind, key, connector_id, customer_id in rows:
-        index.setdefault((kinds[kind], key), []).append((connector_id, customer_id))
+        customer = {"connector_id": connector_id, "customer_id": customer_id}
+        index.setdefault((kinds[kind], key), []).append(customer)
     return index
 
 

@@ -18,10 +18,10 @@ from athos_identity.identity.hashing import (
     IdentifierKind,
     InvalidIdentifier,
     TenantHasher,
-    hash_email,
-    hash_phone,
-    hash_prehashed,
+    identifier_digest,
+    parse_prehashed,
 )
+from athos_identity.identity.normalize import normalize_email, normalize_phone
 from athos_identity.identity.records import CustomerRecord, HashedCustomer, hash_customer
 from athos_identity.identity.schemas import (
     CustomerSelector,
@@ -51,18 +51,19 @@ def _hasher(master_key: bytes, tenant_id: uuid.UUID, version: int) -> TenantHash
     return TenantHasher(master_key, tenant_id, version)
 
 
-def _hash_identifier(
-    item: IdentifierIn, hasher: TenantHasher, region: str | None
-) -> HashedIdentifier:
-    match item.type:
+def _digest(item: IdentifierIn, region: str | None) -> tuple[IdentifierKind, bytes]:
+    """An identifier's kind and the SHA-256 of its normalized form (raises InvalidIdentifier)."""
+    value = item["value"]
+    match item["type"]:
         case IdentifierType.email:
-            return hash_email(item.value, hasher)
+            return IdentifierKind.EMAIL, identifier_digest(normalize_email(value))
         case IdentifierType.phone:
-            return hash_phone(item.value, item.region or region, hasher)
+            phone = normalize_phone(value, item.get("region") or region)
+            return IdentifierKind.PHONE, identifier_digest(phone)
         case IdentifierType.email_sha256:
-            return hash_prehashed(IdentifierKind.EMAIL, item.value, hasher)
+            return IdentifierKind.EMAIL, parse_prehashed(value)
         case IdentifierType.phone_sha256:
-            return hash_prehashed(IdentifierKind.PHONE, item.value, hasher)
+            return IdentifierKind.PHONE, parse_prehashed(value)
 
 
 def _hash_each(
@@ -72,13 +73,16 @@ def _hash_each(
     the request (`offset` is the position of the first item)."""
     hashed: list[HashedIdentifier] = []
     errors: list[dict[str, object]] = []
+    key_for, version = hasher.key_for, hasher.version
     for index, item in enumerate(items, offset):
         try:
-            hashed.append(_hash_identifier(item, hasher, region))
+            kind, digest = _digest(item, region)
         except InvalidIdentifier as exc:
             errors.append(
                 {"index": index, "field": f"identifiers.{index}.value", "reason": exc.reason}
             )
+        else:
+            hashed.append(HashedIdentifier(kind, key_for(digest), version))
     return hashed, errors
 
 
@@ -95,6 +99,9 @@ def hash_identifiers(caller: Caller, items: Sequence[IdentifierIn]) -> list[Hash
         raise _invalid(errors, len(items))
     return hashed
 
+
+# The answer for every identifier without customers; shared, so never changed.
+_NO_MATCH: dict[str, object] = {"matched": False, "customers": []}
 
 # Identifiers hashed before their statement leaves: hashing the next chunk then overlaps
 # the database reading this one (bench/lookup.py).
@@ -122,18 +129,12 @@ async def lookup(caller: Caller, items: Sequence[IdentifierIn]) -> list[dict[str
             abandon(read)
         raise _invalid(errors, len(items))
     results: list[dict[str, object]] = []
-    matched = 0
     for hashed, read in chunks:
         links = await read
         for identifier in hashed:
             found = links.get((identifier.kind, identifier.key))
-            if found:
-                matched += 1
-                customers = [{"connector_id": c, "customer_id": u} for c, u in found]
-                results.append({"matched": True, "customers": customers})
-            else:
-                results.append({"matched": False, "customers": []})
-    observability.count_lookups(len(results), matched)
+            results.append({"matched": True, "customers": found} if found else _NO_MATCH)
+    observability.count_lookups(len(results), sum(r is not _NO_MATCH for r in results))
     return results
 
 
