@@ -3,10 +3,10 @@
 Loads 1,000,000 identities for one tenant and 100,000 for each of 9 others through the
 link store's COPY path, serves the API in a subprocess, then measures in the same run:
   (a) batches of 1,000 raw e-mails through POST /v1/identity/lookup, identifiers/s,
-      against the same `key = ANY(...)` query sent directly with psycopg (the floor: the
-      API's own statement with the keys packed in one bytea; the same query with a bytea[]
-      parameter is reported beside it), in rounds that run floor and API back to back
-      (medians reported, and each round's ratio);
+      against the same `key = ANY(...)` query sent directly with psycopg (the floor, the
+      keys a bytea[] parameter; the API's own statement, keys packed in one bytea, sent
+      bare is reported beside it as a stricter floor), in rounds that run floors and API
+      back to back (medians reported, and each round's ratio);
   (b) single-identifier look-ups from 32 concurrent clients: requests/s, p50, p99, in a
       closed loop (saturation) and sharing increasing offered rates (open loop), with the
       highest rate whose p99 stays within 15 ms.
@@ -83,19 +83,20 @@ def sample_emails(rng: random.Random, count: int, population: int) -> list[str]:
     ]
 
 
-# The floor is the API's own statement, sent bare: the keys packed in one bytea (as
-# identity/repository.find_links sends them), no function, no row-level security, no HTTP.
+# The floor, as the issue names it: "the same `= ANY(...)` query issued directly through
+# psycopg", the keys a bytea[] parameter, no function, no row-level security, no HTTP.
 FLOOR_QUERY = (
+    "SELECT kind, key, connector_id, customer_id FROM identity_links"
+    " WHERE tenant_id = %s AND key = ANY(%s)"
+)
+# Stricter, reported beside it: the API's own statement sent bare, the keys packed in one
+# bytea as identity/repository sends them (psycopg dumps a list of 1,000 bytes in Python,
+# which packing skips). Against this one the ratio is what the API adds to its statement.
+PACKED_FLOOR_QUERY = (
     "SELECT kind, key, connector_id, customer_id FROM identity_links"
     " WHERE tenant_id = %s AND key = ANY(ARRAY("
     "   SELECT substring(%s::bytea FROM i * 32 + 1 FOR 32)"
     "   FROM generate_series(0, octet_length(%s::bytea) / 32 - 1) AS i))"
-)
-# The same with the keys as a bytea[] parameter: psycopg dumps such a list in Python, which
-# costs more than the query; reported for comparison.
-ARRAY_QUERY = (
-    "SELECT kind, key, connector_id, customer_id FROM identity_links"
-    " WHERE tenant_id = %s AND key = ANY(%s)"
 )
 
 
@@ -106,7 +107,7 @@ def floor_rate(url: str, tenant_id: uuid.UUID, batches: list[list[str]], packed:
     def params(keys: list[bytes]) -> tuple[object, ...]:
         return (tenant_id, b"".join(keys), b"".join(keys)) if packed else (tenant_id, keys)
 
-    query = FLOOR_QUERY if packed else ARRAY_QUERY
+    query = PACKED_FLOOR_QUERY if packed else FLOOR_QUERY
     with psycopg.connect(url) as conn:
         conn.execute(query, params(keyed[0])).fetchall()  # warm
         started = time.perf_counter()
@@ -150,8 +151,8 @@ def batch_round(
     """The same batches through each floor and the API, one after the other: a round's
     ratios compare runs seconds apart, whatever the machine does meanwhile."""
     return {
-        "floor": floor_rate(url, tenant_id, batches, packed=True),
-        "floor_array": floor_rate(url, tenant_id, batches, packed=False),
+        "floor": floor_rate(url, tenant_id, batches, packed=False),
+        "packed_floor": floor_rate(url, tenant_id, batches, packed=True),
         "api": api_batch_rate(base, token, batches, prehashed=False),
         "api_prehashed": api_batch_rate(base, token, batches, prehashed=True),
     }
@@ -168,11 +169,11 @@ def batch_figures(rounds: list[dict[str, float]]) -> dict[str, object]:
 
     return {
         "floor_identifiers_per_s": median("floor"),
-        "floor_array_identifiers_per_s": median("floor_array"),
+        "packed_floor_identifiers_per_s": median("packed_floor"),
         "api_identifiers_per_s": median("api"),
         "batch_ratio": ratio("api", "floor"),
         "batch_ratios": [round(r["api"] / r["floor"], 3) for r in rounds],
-        "batch_ratio_to_array_floor": ratio("api", "floor_array"),
+        "batch_ratio_to_packed_floor": ratio("api", "packed_floor"),
         "api_prehashed_identifiers_per_s": median("api_prehashed"),
         "prehashed_batch_ratio": ratio("api_prehashed", "floor"),
     }
