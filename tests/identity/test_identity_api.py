@@ -444,3 +444,46 @@ async def test_a_lookup_body_is_refused_as_any_other_body(
     assert extra.status_code == 422
     assert extra.json()["errors"][0]["field"] == "body.identifiers.0.x"
     assert extra.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_lookup_whose_client_goes_away_mid_body_is_a_400_not_a_500(
+    app, tenant: TenantKeys
+) -> None:
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": LOOKUP,
+        "raw_path": LOOKUP.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"authorization", tenant.admin["Authorization"].encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"100"),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    await app(scope, receive, send)
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
+
+
+async def test_the_bearer_token_is_read_as_for_every_other_route(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    query = {"identifiers": [{"type": "email", "value": "a@b.co"}]}
+    for header in (f"Bearer  {tenant.admin_key}", f"bearer {tenant.admin_key} "):
+        response = await client.post(LOOKUP, json=query, headers={"Authorization": header})
+        keys = await client.get("/v1/keys", headers={"Authorization": header})
+        assert (response.status_code, keys.status_code) == (200, 200), header

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import pytest
 
@@ -114,3 +115,41 @@ async def test_an_abandoned_request_is_not_fetched() -> None:
     await first
     assert (await kept)[3] == "acme:3"
     assert fetch.calls == [("acme", [1]), ("acme", [3])]
+
+
+def test_a_new_event_loop_is_not_held_up_by_one_closed_mid_fetch() -> None:
+    opened = {"gate": False}
+
+    async def fetch(group: str, items: list[int]) -> dict[int, int]:
+        while not opened["gate"]:  # noqa: ASYNC110 (an asyncio.Event is bound to one loop)
+            await asyncio.sleep(0.001)
+        return {item: item for item in items}
+
+    coalescer = Coalescer(fetch, max_fetches=1, max_items=100)
+    old = asyncio.new_event_loop()
+
+    async def start_and_leave() -> None:
+        coalescer.submit("acme", [1])
+        await asyncio.sleep(0.01)  # the fetch is running, stuck at the gate
+
+    old.run_until_complete(start_and_leave())
+    old.close()  # as a test or a CLI command ends, with the fetch still pending
+    opened["gate"] = True
+
+    async def look_up() -> dict[int, int]:
+        return await asyncio.wait_for(coalescer.get("acme", [2]), timeout=5)
+
+    assert asyncio.run(look_up()) == {2: 2}
+
+
+async def test_a_fetch_does_not_run_in_the_context_of_the_request_that_started_it() -> None:
+    request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("rid", default=None)
+    seen: list[str | None] = []
+
+    async def fetch(group: str, items: list[int]) -> None:
+        seen.append(request_id.get())
+
+    coalescer = Coalescer(fetch, max_fetches=1, max_items=100)
+    request_id.set("request-1")
+    await coalescer.get("acme", [1])
+    assert seen == [None], "its log lines would carry another request's id"

@@ -36,7 +36,8 @@ async def lookup(body: LookupIn, caller: LookupCaller) -> Response:
 
 
 async def _lookup_arguments(request: Request) -> dict[str, object]:
-    # The caller first, as FastAPI's dependencies come before the body's validation.
+    # The caller first: without a valid key the answer is 401 whatever the body (FastAPI
+    # would parse the JSON first and answer malformed JSON with 400).
     caller = await lookup_caller(request)
     return {"caller": caller, "body": await json_body(request, LookupIn)}
 

@@ -47,7 +47,7 @@ def hasher_for(tenant_id: uuid.UUID) -> TenantHasher:
 
 @lru_cache(maxsize=4096)
 def _hasher(master_key: bytes, tenant_id: uuid.UUID, version: int) -> TenantHasher:
-    # Shared: a hasher is never changed once keyed (it copies its keyed HMAC per use).
+    # Shared: a hasher is never changed once keyed (it copies its HMAC states per use).
     return TenantHasher(master_key, tenant_id, version)
 
 
@@ -129,11 +129,15 @@ async def lookup(caller: Caller, items: Sequence[IdentifierIn]) -> list[dict[str
             abandon(read)
         raise _invalid(errors, len(items))
     results: list[dict[str, object]] = []
-    for hashed, read in chunks:
-        links = await read
-        for identifier in hashed:
-            found = links.get((identifier.kind, identifier.key))
-            results.append({"matched": True, "customers": found} if found else _NO_MATCH)
+    try:
+        for hashed, read in chunks:
+            links = await read
+            for identifier in hashed:
+                found = links.get((identifier.kind, identifier.key))
+                results.append({"matched": True, "customers": found} if found else _NO_MATCH)
+    finally:  # cancelled, or a read failed: the others' answers are no longer wanted
+        for _, read in chunks:
+            abandon(read)
     observability.count_lookups(len(results), sum(r is not _NO_MATCH for r in results))
     return results
 

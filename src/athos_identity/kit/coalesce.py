@@ -10,10 +10,12 @@ request is fetched at once, so a quiet service adds no delay.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+from weakref import WeakKeyDictionary
 
 G = TypeVar("G", bound=Hashable)
 T = TypeVar("T")
@@ -45,17 +47,26 @@ class Coalescer(Generic[G, T, R]):
         self._fetch = fetch
         self.max_fetches = max_fetches
         self.max_items = max_items
-        self._groups: dict[G, _Group[T, R]] = {}
+        # Per event loop: a loop closed with a fetch pending leaves its state behind, and a
+        # later loop (tests, CLI commands) must not wait on it.
+        self._groups: WeakKeyDictionary[asyncio.AbstractEventLoop, dict[G, _Group[T, R]]] = (
+            WeakKeyDictionary()
+        )
         self._tasks: set[asyncio.Task[None]] = set()
 
     def submit(self, group: G, items: Sequence[T]) -> asyncio.Future[R]:
         """Queue a request; its future resolves to the result of the fetch that took it."""
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        state = self._groups.setdefault(group, _Group())
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        groups = self._groups.setdefault(loop, {})
+        state = groups.setdefault(group, _Group())
         state.waiting.append((items, future))
         if state.fetching < self.max_fetches:
             state.fetching += 1
-            task = asyncio.create_task(self._drain(group, state))
+            # A context of its own: the fetch serves many requests, so it must not log
+            # under the request id (or tenant, key) of the one that started it.
+            drain = self._drain(groups, group, state)
+            task = loop.create_task(drain, context=contextvars.Context())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return future
@@ -77,7 +88,7 @@ class Coalescer(Generic[G, T, R]):
             count += len(items)
         return taken
 
-    async def _drain(self, group: G, state: _Group[T, R]) -> None:
+    async def _drain(self, groups: dict[G, _Group[T, R]], group: G, state: _Group[T, R]) -> None:
         try:
             while taken := self._take(state):
                 try:
@@ -99,10 +110,10 @@ class Coalescer(Generic[G, T, R]):
             if not state.fetching:
                 for _, future in state.waiting:  # only left behind when cancelled
                     future.cancel()
-                self._groups.pop(group, None)
+                groups.pop(group, None)
 
 
-def abandon(future: asyncio.Future[object]) -> None:
+def abandon(future: asyncio.Future[Any]) -> None:
     """Give up on a submitted request: skipped if still waiting, its failure not reported."""
     if not future.cancel() and not future.cancelled():
         future.exception()  # marks a failure as seen; a result is simply dropped

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from athos_identity import observability
@@ -46,7 +47,7 @@ async def authenticate_request(request: Request, token: str | None) -> Caller:
 
 def bearer_token(request: Request) -> str | None:
     """The API key of an `Authorization: Bearer ...` header, read as `HTTPBearer` reads it."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
     return token if token and scheme.lower() == "bearer" else None
 
 
