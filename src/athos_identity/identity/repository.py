@@ -151,7 +151,14 @@ async def _read_links(tenant_id: uuid.UUID, keys: list[bytes]) -> LinkIndex:
     for kind, key, connector_id, customer_id in rows:
         customer = {"connector_id": connector_id, "customer_id": customer_id}
         index.setdefault((kinds[kind], key), []).append(customer)
+    for customers in index.values():
+        if len(customers) > 1:  # the statement returns rows unsorted (migration 0008)
+            customers.sort(key=_by_connector_and_id)
     return index
+
+
+def _by_connector_and_id(customer: dict[str, str]) -> tuple[str, str]:
+    return customer["connector_id"], customer["customer_id"]
 
 
 _links = Coalescer(_read_links, max_fetches=_FETCHES_PER_TENANT, max_items=_KEYS_PER_FETCH)
