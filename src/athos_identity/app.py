@@ -56,7 +56,7 @@ def create_app() -> FastAPI:
         summary="Customer identities of merchants' stores, kept as keyed one-way hashes.",
         lifespan=_lifespan,
         # Metrics are Prometheus (/metrics); FastAPI's own OpenTelemetry hooks, unused, cost a
-        # provider check on every request.
+        # provider check on every request. (Releases without them ignore the argument.)
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)

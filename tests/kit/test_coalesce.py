@@ -126,20 +126,30 @@ def test_a_new_event_loop_is_not_held_up_by_one_closed_mid_fetch() -> None:
         return {item: item for item in items}
 
     coalescer = Coalescer(fetch, max_fetches=1, max_items=100)
-    old = asyncio.new_event_loop()
 
     async def start_and_leave() -> None:
         coalescer.submit("acme", [1])
         await asyncio.sleep(0.01)  # the fetch is running, stuck at the gate
 
-    old.run_until_complete(start_and_leave())
-    old.close()  # as a test or a CLI command ends, with the fetch still pending
+    asyncio.run(start_and_leave())  # as a test or a CLI command ends, the fetch pending
     opened["gate"] = True
 
     async def look_up() -> dict[int, int]:
         return await asyncio.wait_for(coalescer.get("acme", [2]), timeout=5)
 
     assert asyncio.run(look_up()) == {2: 2}
+
+
+async def test_a_fetch_cancelled_before_it_ran_frees_its_place() -> None:
+    fetch = Recorder()
+    fetch.release.set()
+    coalescer = Coalescer(fetch, max_fetches=1, max_items=100)
+    first = coalescer.submit("acme", [1])
+    for task in list(coalescer._tasks):  # as a closing loop cancels it
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(first, timeout=5)
+    assert await asyncio.wait_for(coalescer.get("acme", [2]), timeout=5) == {2: "acme:2"}
 
 
 async def test_a_fetch_does_not_run_in_the_context_of_the_request_that_started_it() -> None:

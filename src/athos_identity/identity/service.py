@@ -117,25 +117,24 @@ async def lookup(caller: Caller, items: Sequence[IdentifierIn]) -> list[dict[str
     hasher = hasher_for(caller.tenant_id)
     chunks: list[tuple[list[HashedIdentifier], asyncio.Future[repository.LinkIndex]]] = []
     errors: list[dict[str, object]] = []
-    for offset in range(0, len(items), LOOKUP_CHUNK):
-        chunk = items[offset : offset + LOOKUP_CHUNK]
-        hashed, invalid = _hash_each(chunk, offset, hasher, caller.default_region)
-        errors += invalid
-        if not errors:  # past an invalid item, only hashed to name every other one
-            chunks.append((hashed, repository.submit_find_links(caller.tenant_id, _keys(hashed))))
-            await asyncio.sleep(0)  # lets the statement leave before the next chunk
-    if errors:
-        for _, read in chunks:
-            abandon(read)
-        raise _invalid(errors, len(items))
     results: list[dict[str, object]] = []
     try:
+        for offset in range(0, len(items), LOOKUP_CHUNK):
+            chunk = items[offset : offset + LOOKUP_CHUNK]
+            hashed, invalid = _hash_each(chunk, offset, hasher, caller.default_region)
+            errors += invalid
+            if not errors:  # past an invalid item, only hashed to name every other one
+                read = repository.submit_find_links(caller.tenant_id, _keys(hashed))
+                chunks.append((hashed, read))
+                await asyncio.sleep(0)  # lets the statement leave before the next chunk
+        if errors:
+            raise _invalid(errors, len(items))
         for hashed, read in chunks:
             links = await read
             for identifier in hashed:
                 found = links.get((identifier.kind, identifier.key))
                 results.append({"matched": True, "customers": found} if found else _NO_MATCH)
-    finally:  # cancelled, or a read failed: the others' answers are no longer wanted
+    finally:  # invalid, cancelled, or a read failed: reads not yet taken are not wanted
         for _, read in chunks:
             abandon(read)
     observability.count_lookups(len(results), sum(r is not _NO_MATCH for r in results))
