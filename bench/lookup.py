@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -101,12 +102,12 @@ PACKED_FLOOR_QUERY = (
 )
 
 
-def floor_rate(url: str, tenant_id: uuid.UUID, batches: list[list[str]], packed: bool) -> float:
-    hasher = hasher_for(tenant_id)
-    keyed = [[hash_email(e, hasher).key for e in batch] for batch in batches]
-
+def floor_rate(url: str, tenant_id: uuid.UUID, keyed: list[list[bytes]], packed: bool) -> float:
     def params(keys: list[bytes]) -> tuple[object, ...]:
-        return (tenant_id, b"".join(keys), b"".join(keys)) if packed else (tenant_id, keys)
+        if not packed:
+            return (tenant_id, keys)
+        joined = b"".join(keys)
+        return (tenant_id, joined, joined)
 
     query = PACKED_FLOOR_QUERY if packed else FLOOR_QUERY
     with psycopg.connect(url) as conn:
@@ -118,17 +119,20 @@ def floor_rate(url: str, tenant_id: uuid.UUID, batches: list[list[str]], packed:
     return len(keyed) * BATCH / elapsed
 
 
-def api_batch_rate(base: str, token: str, batches: list[list[str]], prehashed: bool) -> float:
-    headers = {"Authorization": f"Bearer {token}"}
+def lookup_bodies(batches: list[list[str]], prehashed: bool) -> list[str]:
     kind = "email_sha256" if prehashed else "email"
 
     def value(raw: str) -> str:
         return hashlib.sha256(normalize_email(raw).encode()).hexdigest() if prehashed else raw
 
-    bodies = [
+    return [
         json.dumps({"identifiers": [{"type": kind, "value": value(e)} for e in batch]})
         for batch in batches
     ]
+
+
+def api_batch_rate(base: str, token: str, bodies: list[str]) -> float:
+    headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
 
         def post(body: str) -> None:
@@ -143,19 +147,37 @@ def api_batch_rate(base: str, token: str, batches: list[list[str]], prehashed: b
         for body in bodies:
             post(body)
         elapsed = time.perf_counter() - started
-    return len(batches) * BATCH / elapsed
+    return len(bodies) * BATCH / elapsed
+
+
+@dataclass(frozen=True)
+class Batches:
+    """The same batches, in each form sent: keys for the floors, bodies for the API."""
+
+    keyed: list[list[bytes]]
+    raw_bodies: list[str]
+    prehashed_bodies: list[str]
+
+    @classmethod
+    def of(cls, tenant_id: uuid.UUID, batches: list[list[str]]) -> Batches:
+        hasher = hasher_for(tenant_id)
+        return cls(
+            keyed=[[hash_email(e, hasher).key for e in batch] for batch in batches],
+            raw_bodies=lookup_bodies(batches, prehashed=False),
+            prehashed_bodies=lookup_bodies(batches, prehashed=True),
+        )
 
 
 def batch_round(
-    url: str, base: str, token: str, tenant_id: uuid.UUID, batches: list[list[str]]
+    url: str, base: str, token: str, tenant_id: uuid.UUID, batches: Batches
 ) -> dict[str, float]:
     """The same batches through each floor and the API, one after the other: a round's
     ratios compare runs seconds apart, whatever the machine does meanwhile."""
     return {
-        "floor": floor_rate(url, tenant_id, batches, packed=False),
-        "packed_floor": floor_rate(url, tenant_id, batches, packed=True),
-        "api": api_batch_rate(base, token, batches, prehashed=False),
-        "api_prehashed": api_batch_rate(base, token, batches, prehashed=True),
+        "floor": floor_rate(url, tenant_id, batches.keyed, packed=False),
+        "packed_floor": floor_rate(url, tenant_id, batches.keyed, packed=True),
+        "api": api_batch_rate(base, token, batches.raw_bodies),
+        "api_prehashed": api_batch_rate(base, token, batches.prehashed_bodies),
     }
 
 
@@ -288,7 +310,9 @@ def main() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE identity_links")
         rng = random.Random(7)
-        batches = [sample_emails(rng, BATCH, args.main) for _ in range(BATCHES)]
+        batches = Batches.of(
+            tenant_id, [sample_emails(rng, BATCH, args.main) for _ in range(BATCHES)]
+        )
         # No per-key rate limit: one key sends every look-up here, at more than the default
         # 2,000/s per process, and the limiter's answer is not what is measured.
         unlimited = {"ATHOS_RATE_LIMIT_LOOKUP_PER_SECOND": "0"}

@@ -7,6 +7,7 @@ was imported last (tests/sandbox has one too).
 from __future__ import annotations
 
 import secrets
+import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,3 +93,9 @@ def pg_dump_binary() -> str:
     import pgserver
 
     return str(Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_dump")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -16,16 +16,10 @@ import httpx
 import pytest
 
 from athos_identity import db
-from support import create_database, drop_database
+from support import create_database, drop_database, free_port
 
 BANNER = "athos-identity is running"
 STARTUP_SECONDS = 120
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def listening(port: int) -> bool:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from athos_identity.db import database_url, describe, tenant_transaction, transaction
+from athos_identity.db import database_in_use, tenant_transaction, transaction
 from athos_identity.db import migrate as run_migrations
 from athos_identity.kit.errors import AppError
 from athos_identity.kit.regions import SUPPORTED_REGIONS
@@ -48,9 +48,8 @@ def _check_settings() -> None:
 
 
 def _announce_database() -> str:
-    url = database_url()
-    kind = "configured" if get_settings().database_url else "embedded"
-    err.print(f"database: {kind} PostgreSQL at {describe(url)}", soft_wrap=True)
+    url, line = database_in_use()
+    err.print(line, soft_wrap=True)
     return url
 
 

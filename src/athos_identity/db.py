@@ -60,6 +60,14 @@ def describe(url: str) -> str:
     return f"{parsed.username or 'default user'}@{host}/{parsed.database}"
 
 
+def database_in_use() -> tuple[str, str]:
+    """The URL to use (starting the embedded server if none is configured), and the line
+    that says at start-up which one it is."""
+    url = database_url()
+    kind = "configured" if get_settings().database_url else "embedded"
+    return url, f"database: {kind} PostgreSQL at {describe(url)}"
+
+
 def _start_embedded(data_dir: Path) -> str:
     global _embedded
     if _embedded is None:

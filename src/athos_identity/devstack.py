@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from athos_identity.db import database_url, describe, migrate, tenant_transaction, transaction
+from athos_identity.db import database_in_use, migrate, tenant_transaction, transaction
 from athos_identity.settings import get_settings
 from athos_identity.tenants import service as tenants
 from athos_identity.tenants.schemas import Scope
@@ -103,9 +103,8 @@ def _stop_on_signals() -> None:
 def run_dev(port: int, sandbox_port: int, console: Console) -> None:
     _stop_on_signals()
     settings = get_settings()
-    url = database_url()
-    kind = "configured" if settings.database_url else "embedded"
-    console.print(f"database: {kind} PostgreSQL at {describe(url)}", soft_wrap=True)
+    url, line = database_in_use()
+    console.print(line, soft_wrap=True)
     migrate(url)
     settings.master_key  # noqa: B018 (creates the development master secret once, if needed)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from athos_identity.sandbox.data import GeneratorSpec, StoreData, Timeline
 from athos_identity.sandbox.expected import expected_answers, normalize_email, normalize_phone
 from athos_identity.sandbox.state import SHOPIFY_CUSTOMER_ID_OFFSET
+from support import free_port
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -175,12 +175,6 @@ def test_cursor_iteration_resumes_exactly_after_the_key() -> None:
 
 MILLION = 1_000_000
 MEMORY_BOUND_MB = 1024  # the issue: "without holding more than ~1 GB"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def sandbox_command() -> list[str]:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import psycopg
 
 from athos_identity.jobs import open_jobs
 from athos_identity.sync.tasks import PULLS_QUEUE
-from support import TEST_MASTER_SECRET
+from support import TEST_MASTER_SECRET, free_port
 
 
 async def granted_bigcommerce_connector(client: httpx.AsyncClient, admin: dict, store: Any) -> str:
@@ -173,9 +172,7 @@ def live_workers(conn: psycopg.Connection) -> int:
 @contextlib.contextmanager
 def served_api(database_url: str) -> Iterator[str]:
     """`athos-identity serve` on a free port, as a separate process; yields its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {
         **os.environ,
         "ATHOS_DATABASE_URL": database_url,

@@ -156,8 +156,6 @@ class TenantHasher:
 
     def hashed(self, kind: IdentifierKind, digest: bytes) -> HashedIdentifier:
         """The stored form of a digest of the given kind."""
-        if not isinstance(kind, IdentifierKind):
-            kind = IdentifierKind(kind)
         return HashedIdentifier(kind, self.key_for(digest), self.version)
 
 

@@ -73,7 +73,6 @@ def _hash_each(
     the request (`offset` is the position of the first item)."""
     hashed: list[HashedIdentifier] = []
     errors: list[dict[str, object]] = []
-    key_for, version = hasher.key_for, hasher.version
     for index, item in enumerate(items, offset):
         try:
             kind, digest = _digest(item, region)
@@ -82,7 +81,7 @@ def _hash_each(
                 {"index": index, "field": f"identifiers.{index}.value", "reason": exc.reason}
             )
         else:
-            hashed.append(HashedIdentifier(kind, key_for(digest), version))
+            hashed.append(hasher.hashed(kind, digest))
     return hashed, errors
 
 

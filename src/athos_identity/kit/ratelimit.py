@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from athos_identity.kit.errors import AppError
+from athos_identity.kit.errors import BODY_METHODS, AppError
 from athos_identity.settings import get_settings
 
 LOOKUP, ADMIN = "lookup", "admin"
@@ -108,7 +108,7 @@ def reset() -> None:
 
 # --- request bodies -----------------------------------------------------------------------
 
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_BODY_METHODS = frozenset(method.upper() for method in BODY_METHODS)  # as documented
 
 
 class _BodyTooLarge(HTTPException):

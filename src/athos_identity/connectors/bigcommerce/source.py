@@ -109,13 +109,15 @@ class BigCommerceSource:
     ) -> AsyncIterator[SourcePage]:
         cursor: KeyedCursor | None = KeyedCursor.from_position(position, since)
         total: int | None = None
+        counted = False
         while cursor is not None:
             try:
                 if stream is Stream.customers:
                     result, cursor = await self._customers(cursor)
                 else:
-                    if total is None:  # V2 lists carry no total: the count, once per stream
+                    if not counted:  # V2 lists carry no total: the count, once per stream
                         total = await self.client.orders_count(modified_since=since)
+                        counted = True
                     result, cursor = await self._orders(cursor, total)
             except (BigCommerceUnavailable, httpx.TransportError, json.JSONDecodeError) as exc:
                 raise TransientSourceError(type(exc).__name__) from None
